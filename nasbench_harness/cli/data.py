@@ -1,0 +1,128 @@
+"""``nbh data``: import benchmark files into the cache and show what is imported."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from nasbench_harness import paths
+from nasbench_harness.cli.common import CacheDirOption, DataDirOption, JsonOption, console, err_console, print_json, progress_bar
+from nasbench_harness.errors import CacheError
+from nasbench_harness.tabular.cache import cache_path, read_sidecar
+
+app = typer.Typer(help="Import benchmark files and show what is imported.", no_args_is_help=True)
+
+
+class Benchmark(StrEnum):
+    nb201 = "nb201"
+
+
+@app.command("import")
+def import_(
+    benchmark: Annotated[Benchmark, typer.Argument(help="Which benchmark the file belongs to.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="The official NAS-Bench-201-v1_0-e61699.pth / v1_1-096897.pth, or an NB201 table (.parquet, .csv, .csv.gz).",
+            show_default=False,
+        ),
+    ],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="YAML column mapping for a table of another layout (default: the nb201_table.parquet layout)."),
+    ] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(help="Let torch unpickle arbitrary objects in a .pth (only for files from a trusted origin)."),
+    ] = False,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    """Import a benchmark file into the cache once; queries then answer in microseconds.
+
+    The cache is replaced atomically: a failed import leaves the previous one intact.
+    """
+    from nasbench_harness.tabular.nb201_import import import_nb201
+
+    root = paths.cache_dir(cache_dir)
+    with progress_bar() as progress:
+        where = import_nb201(path, root, mapping=mapping, trust_pickle=trust_pickle, progress=progress)
+    sidecar = read_sidecar(where, benchmark.value)
+    err_console.print(
+        f"Imported {escape(sidecar['source']['name'])} into {escape(str(where))}: "
+        f"{len(sidecar['metrics'])} metrics, {_cells(sidecar)} of {sidecar['rows']['count']} cells."
+    )
+
+
+@app.command()
+def info(
+    metrics: Annotated[bool, typer.Option("--metrics", help="List every imported metric with its meaning and coverage.")] = False,
+    json_out: JsonOption = False,
+    cache_dir: CacheDirOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show the imported benchmarks (source, checksum, coverage) and the data directory."""
+    root, data = paths.cache_dir(cache_dir), paths.data_dir(data_dir)
+    report: dict[str, Any] = {"cache_dir": str(root), "data_dir": str(data), "benchmarks": {}}
+    for bench in Benchmark:
+        report["benchmarks"][bench.value] = _describe(cache_path(root, bench.value), bench.value)
+    report["data_files"] = _data_files(data)
+    if json_out:
+        print_json(report)
+        return
+    console.print(f"cache dir: {escape(str(root))}\ndata dir:  {escape(str(data))}")
+    for name, entry in report["benchmarks"].items():
+        _print_benchmark(name, entry, metrics)
+    if report["data_files"]:
+        console.print("\nin the data dir: " + ", ".join(escape(f) for f in report["data_files"]))
+
+
+def _describe(path: Path, benchmark: str) -> dict[str, Any]:
+    if not path.exists():
+        return {"status": "not imported"}
+    try:
+        sidecar = read_sidecar(path, benchmark)
+    except CacheError as exc:
+        return {"status": "unusable", "problem": str(exc)}
+    return {"status": "imported", "path": str(path), "cells": _cells(sidecar), **sidecar}
+
+
+def _cells(sidecar: dict[str, Any]) -> int:
+    return max((m["cells"] for m in sidecar["metrics"]), default=0)
+
+
+def _print_benchmark(name: str, entry: dict[str, Any], show_metrics: bool) -> None:
+    console.print(f"\n[bold]{name}[/]: {entry['status']}")
+    if entry["status"] == "unusable":
+        console.print(f"  {escape(entry['problem'])}")
+    if entry["status"] != "imported":
+        return
+    src = entry["source"]
+    console.print(
+        f"  source   {escape(src['path'])} ({src['format']}, {src['size_bytes']:,} bytes)\n"
+        f"  sha256   {src['sha256']}\n"
+        f"  importer {escape(entry['importer']['name'])} v{entry['importer']['version']}, "
+        f"cache schema {entry['schema_version']}, built {entry['created_utc']}\n"
+        f"  coverage {entry['cells']:,} of {entry['rows']['count']:,} cells, {len(entry['metrics'])} metrics"
+    )
+    if not show_metrics:
+        console.print("  (--metrics lists every metric and what it means)")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("metric", "cells", "meaning"):
+        table.add_column(col, overflow="fold")
+    for m in entry["metrics"]:
+        note = f" [{m['note']}]" if m["note"] else ""
+        table.add_row(m["key"], f"{m['cells']:,}", escape(m["meaning"] + note))
+    console.print(table)
+
+
+def _data_files(data: Path) -> list[str]:
+    from nasbench_harness.tabular.nb201 import AUTO_IMPORT_SOURCES, OFFICIAL_FILES
+
+    candidates = [*AUTO_IMPORT_SOURCES, *OFFICIAL_FILES, *(f"nb201/{n}" for n in OFFICIAL_FILES)]
+    return [rel for rel in candidates if (data / rel).is_file()]

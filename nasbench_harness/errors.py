@@ -1,0 +1,43 @@
+"""Exceptions of the package.
+
+Every message says what was wrong and what would be right; the CLI prints it without a
+traceback and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class NbhError(Exception):
+    """Base class of every error the package raises on purpose."""
+
+
+class ConfigError(NbhError, ValueError):
+    """A configuration, option or argument has a value the package cannot use."""
+
+
+class GenotypeError(NbhError, ValueError):
+    """An architecture string, op list or index does not describe a cell of the space."""
+
+
+class UnknownMetricError(NbhError, ValueError):
+    """A metric, dataset, split or fidelity name is not one the benchmark defines."""
+
+
+class BenchmarkNotFoundError(NbhError):
+    """No imported benchmark is in the cache (and none could be imported automatically)."""
+
+
+class SourceFileError(NbhError):
+    """A benchmark source file is missing, truncated, unreadable or of another kind."""
+
+
+class CacheError(NbhError):
+    """An imported benchmark cache is damaged or was written by another schema version."""
+
+
+class NotInBenchmarkError(NbhError, LookupError):
+    """The architecture is valid, but the imported benchmark has no value for it."""
+
+
+class OutOfDomainError(NbhError, ValueError):
+    """A request is well-formed but outside what the operation supports."""

@@ -1,0 +1,251 @@
+"""Import NAS-Bench-201 ground truth into the cache, from a table or the official ``.pth``.
+
+Tables (``.parquet``, ``.csv``, ``.csv.gz``) are read through a column mapping (a YAML file
+naming the source column of each canonical metric; the built-in one fits
+``nb201_table.parquet``). The official files are read by :mod:`.nb201_pth`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasbench_harness.config import load_yaml
+from nasbench_harness.errors import ConfigError, GenotypeError, SourceFileError, UnknownMetricError
+from nasbench_harness.spaces.nb201 import NUM_CELLS, NUM_EDGES, NB201Genotype, all_genotypes, all_op_indices
+from nasbench_harness.tabular.cache import ImportedTable, Progress, sha256_file, write_cache
+from nasbench_harness.tabular.nb201_metrics import MetricKey, metric_sort_key
+
+BENCHMARK = "nb201"
+ROW_KEY = "official NAS-Bench-201 architecture index (0..15624)"
+TABLE_IMPORTER_VERSION = 1
+TABLE_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+PTH_SUFFIXES = (".pth",)
+
+
+def import_nb201(
+    source: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str],
+    *,
+    mapping: str | os.PathLike[str] | None = None,
+    trust_pickle: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Import ``source`` into ``<cache_dir>/nb201`` (replacing any earlier import); return that path.
+
+    ``mapping`` (tables only) is a YAML column mapping; ``trust_pickle`` (``.pth`` only) lets
+    torch unpickle arbitrary objects, which only a file from a trusted origin deserves.
+    """
+    source = Path(source).expanduser()
+    if not source.is_file():
+        raise SourceFileError(f"no such file: {source}; give the path of an NB201 table or the official .pth")
+    name = source.name.lower()
+    if name.endswith(PTH_SUFFIXES):
+        if mapping is not None:
+            raise ConfigError("--mapping applies to tables (.parquet/.csv); the official .pth needs none")
+        from nasbench_harness.tabular.nb201_pth import read_official
+
+        imported = read_official(source, trust_pickle=trust_pickle, progress=progress)
+    elif name.endswith(TABLE_SUFFIXES):
+        imported = read_table(source, TableMapping.load(mapping) if mapping else TableMapping.default())
+    else:
+        raise SourceFileError(
+            f"cannot import {source}: unknown file type; NB201 sources are the official "
+            f"NAS-Bench-201-v1_*.pth or a table ending in {', '.join(TABLE_SUFFIXES)}"
+        )
+    digest = sha256_file(source, None if progress is None else lambda d, t: progress("hash", d, t))
+    return write_cache(Path(cache_dir), imported, digest)
+
+
+def identity_columns() -> dict[str, np.ndarray]:
+    """Per-cell columns of every NB201 cache: index, arch string and op indices."""
+    ops = all_op_indices()
+    return {
+        "index": np.arange(NUM_CELLS, dtype=np.int32),
+        "arch_str": np.array([g.to_string() for g in all_genotypes()], dtype=object),
+        **{f"op{e}": ops[:, e].copy() for e in range(NUM_EDGES)},
+    }
+
+
+def sorted_metrics(metrics: dict[MetricKey, np.ndarray]) -> dict[str, np.ndarray]:
+    """Metrics keyed by canonical string, in the stable column order."""
+    return {str(k): metrics[k] for k in sorted(metrics, key=metric_sort_key)}
+
+
+# -- tables -----------------------------------------------------------------------------------
+@dataclass
+class TableMapping:
+    """Which source column holds each canonical metric, and how rows are identified."""
+
+    name: str
+    index_column: str | None
+    arch_column: str | None
+    columns: dict[MetricKey, str]
+    notes: dict[MetricKey, str] = field(default_factory=dict)
+    origin: str = "built-in"
+
+    _FIELDS = ("name", "index_column", "arch_column", "columns", "notes")
+
+    @classmethod
+    def default(cls) -> TableMapping:
+        """The mapping for tables laid out like ``nb201_table.parquet``."""
+        ref = resources.files("nasbench_harness.tabular").joinpath("mappings/nb201_table.yaml")
+        with resources.as_file(ref) as path:
+            mapping = cls.from_dict(load_yaml(path), "built-in nb201_table.yaml")
+        return mapping
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TableMapping:
+        """Read a mapping YAML file (see the built-in ``mappings/nb201_table.yaml``)."""
+        return cls.from_dict(load_yaml(path), str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, origin: str) -> TableMapping:
+        """Validate a parsed mapping; errors name the file and the offending entry."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"column mapping {origin}: expected a mapping with keys {', '.join(cls._FIELDS)}")
+        unknown = sorted(set(data) - set(cls._FIELDS))
+        if unknown:
+            raise ConfigError(f"column mapping {origin}: unknown key(s) {unknown}; allowed: {', '.join(cls._FIELDS)}")
+        columns = _metric_dict(data.get("columns"), origin, "columns")
+        notes = _metric_dict(data.get("notes") or {}, origin, "notes")
+        if not columns:
+            raise ConfigError(f"column mapping {origin}: 'columns' must map at least one metric to a source column")
+        stray = [str(k) for k in notes if k not in columns]
+        if stray:
+            raise ConfigError(f"column mapping {origin}: notes for metrics that are not mapped: {', '.join(stray)}")
+        index_column, arch_column = data.get("index_column"), data.get("arch_column")
+        if not index_column and not arch_column:
+            raise ConfigError(f"column mapping {origin}: give index_column, arch_column or both to identify rows")
+        return cls(str(data.get("name") or Path(origin).stem), index_column, arch_column, columns, notes, origin)
+
+
+def read_table(path: Path, mapping: TableMapping) -> ImportedTable:
+    """Read an NB201 table through ``mapping``; every row is checked against the official index."""
+    table = _read_arrow(path)
+    have = set(table.column_names)
+    needed = [c for c in (mapping.index_column, mapping.arch_column) if c] + list(mapping.columns.values())
+    missing = [c for c in dict.fromkeys(needed) if c not in have]
+    if missing:
+        raise SourceFileError(
+            f"{path} lacks column(s) {', '.join(missing)} that the column mapping ({mapping.origin}) names; "
+            f"it has: {', '.join(table.column_names)}. Pass --mapping with a mapping for this table"
+        )
+    rows = _row_indices(path, table, mapping)
+    metrics: dict[MetricKey, np.ndarray] = {}
+    for key, column in mapping.columns.items():
+        values = table.column(column).to_numpy(zero_copy_only=False)
+        try:
+            values = values.astype(np.float64)
+        except (TypeError, ValueError):
+            raise SourceFileError(f"{path}: column {column} ({key}) is not numeric") from None
+        _check_range(path, column, key, values)
+        full = np.full(NUM_CELLS, np.nan)
+        full[rows] = values
+        metrics[key] = full
+    return ImportedTable(
+        benchmark=BENCHMARK,
+        row_key=ROW_KEY,
+        identity=identity_columns(),
+        metrics=sorted_metrics(metrics),
+        meanings={str(k): k.meaning() for k in metrics},
+        notes={str(k): v for k, v in mapping.notes.items()},
+        source=path,
+        source_format="table",
+        importer="nb201-table",
+        importer_version=TABLE_IMPORTER_VERSION,
+        extra={
+            "mapping": mapping.name,
+            "mapping_origin": mapping.origin,
+            "source_columns": {str(k): c for k, c in mapping.columns.items()},
+            "source_rows": int(table.num_rows),
+        },
+    )
+
+
+def _metric_dict(data: Any, origin: str, what: str) -> dict[MetricKey, str]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"column mapping {origin}: '{what}' must map metric keys to strings")
+    out: dict[MetricKey, str] = {}
+    for key, value in data.items():
+        try:
+            metric = MetricKey.parse(str(key))
+        except UnknownMetricError as exc:
+            raise ConfigError(f"column mapping {origin}, {what}: {exc}") from None
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"column mapping {origin}, {what}: {key} must map to a non-empty string")
+        out[metric] = value
+    return out
+
+
+def _read_arrow(path: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    kind = "Parquet" if path.name.lower().endswith(".parquet") else "CSV"
+    try:
+        return pq.read_table(path) if kind == "Parquet" else pacsv.read_csv(path)
+    except (pa.ArrowException, OSError, EOFError) as exc:
+        raise SourceFileError(
+            f"cannot read {path} as {kind} ({str(exc).splitlines()[0]}); the file is truncated, "
+            "damaged or of another format; download it again or export the table anew"
+        ) from None
+
+
+def _row_indices(path: Path, table: Any, mapping: TableMapping) -> np.ndarray:
+    """Official index of every source row; cross-checks index and arch string when both exist."""
+    n = table.num_rows
+    if n == 0 or n > NUM_CELLS:
+        raise SourceFileError(f"{path} has {n} rows; an NB201 table has 1 to {NUM_CELLS} (one per cell)")
+    parsed: np.ndarray | None = None
+    if mapping.arch_column:
+        arch = table.column(mapping.arch_column).to_pylist()
+        parsed = np.empty(n, dtype=np.int64)
+        for i, text in enumerate(arch):
+            try:
+                parsed[i] = NB201Genotype.from_string(text).index
+            except GenotypeError as exc:
+                raise SourceFileError(f"{path}, row {i}, column {mapping.arch_column}: {exc}") from None
+    rows = parsed
+    if mapping.index_column:
+        raw = table.column(mapping.index_column).to_numpy(zero_copy_only=False)
+        if raw.dtype.kind not in "iu" or raw.min() < 0 or raw.max() >= NUM_CELLS:
+            raise SourceFileError(
+                f"{path}: column {mapping.index_column} must hold integer indices 0..{NUM_CELLS - 1}"
+            )
+        rows = raw.astype(np.int64)
+        if parsed is not None and (bad := np.flatnonzero(parsed != rows)).size:
+            i = int(bad[0])
+            raise SourceFileError(
+                f"{path}: row {i} has index {rows[i]} but arch {NB201Genotype.from_index(int(parsed[i]))}, "
+                f"which is official index {parsed[i]}; {bad.size} row(s) disagree. The table is not in "
+                "NAS-Bench-201's official order (or not NB201); drop index_column from the mapping to "
+                "identify rows by arch string alone"
+            )
+    assert rows is not None
+    uniq, counts = np.unique(rows, return_counts=True)
+    if (counts > 1).any():
+        dup = int(uniq[counts > 1][0])
+        raise SourceFileError(f"{path}: cell #{dup} {NB201Genotype.from_index(dup)} appears in more than one row")
+    return rows
+
+
+def _check_range(path: Path, column: str, key: MetricKey, values: np.ndarray) -> None:
+    finite = values[np.isfinite(values)]
+    if np.isinf(values).any():
+        raise SourceFileError(f"{path}: column {column} ({key}) holds infinite values")
+    if key.quantity != "accuracy" or finite.size == 0:
+        return
+    if finite.min() < 0 or finite.max() > 100:
+        raise SourceFileError(f"{path}: column {column} ({key}) has accuracies outside 0..100 %")
+    if finite.max() <= 1.0:
+        raise SourceFileError(
+            f"{path}: column {column} ({key}) looks like fractions (max {finite.max():.4f}); NB201 "
+            "accuracies are in %, multiply the column by 100 before importing"
+        )

@@ -1,0 +1,40 @@
+"""Shared fixtures. Every test gets its own empty cache and data directory; tests that need the
+real data read the directory NBH_DATA_DIR named when pytest started, and fail without it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nasbench_harness.tabular.nb201 import NB201Benchmark
+from nasbench_harness.tabular.nb201_import import import_nb201
+
+REAL_DATA_DIR = os.environ.get("NBH_DATA_DIR")
+NB201_TABLE = "nb201/nb201_table.parquet"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the cache and data directories at empty per-test folders."""
+    monkeypatch.setenv("NBH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NBH_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The real data directory; a test needing it fails (not skips) when it is missing."""
+    if not REAL_DATA_DIR or not (Path(REAL_DATA_DIR) / NB201_TABLE).is_file():
+        pytest.fail(
+            f"this test needs the real data: set NBH_DATA_DIR to a directory holding {NB201_TABLE} "
+            f"(NBH_DATA_DIR={REAL_DATA_DIR!r}); deselect such tests with -m 'not data'"
+        )
+    return Path(REAL_DATA_DIR)
+
+
+@pytest.fixture(scope="session")
+def real_nb201(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> NB201Benchmark:
+    """The real NB201 table imported into a session cache."""
+    cache = tmp_path_factory.mktemp("real-cache")
+    return NB201Benchmark.load(import_nb201(real_data_dir / NB201_TABLE, cache))
