@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,10 @@ def _open_api(path: Path, trust_pickle: bool) -> Any:
         from nas_201_api import NASBench201API
     except ImportError:  # pragma: no cover - a declared dependency
         raise SourceFileError("importing a .pth needs the official package: pip install nas-bench-201") from None
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic[:2] != b"PK" and magic[:1] != b"\x80":  # torch's zip format, or a legacy pickle
+        raise SourceFileError(_unreadable(path, ValueError("neither a torch zip archive nor a pickle")))
     try:
         with _weights_only_off(trust_pickle):
             return NASBench201API(str(path), verbose=False)
@@ -149,7 +154,9 @@ def _weights_only_off(enabled: bool):  # type: ignore[no-untyped-def]
     previous = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
     os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.*")
+            yield
     finally:
         if previous is None:
             os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
