@@ -61,7 +61,9 @@ def mapping_yaml(path: Path) -> Path:
     return path
 
 
-def write_official_pth(path: Path, indices: list[int], seed: int = 0, datasets: tuple[str, ...] = tuple(EVAL_SETS)) -> Path:
+def write_official_pth(
+    path: Path, indices: list[int], seed: int = 0, datasets: tuple[str, ...] = tuple(EVAL_SETS)
+) -> Path:
     """An official-format NAS-Bench-201 file covering ``indices``, built with the official classes."""
     import torch
     from nas_201_api import ArchResults, ResultsCount
@@ -90,14 +92,26 @@ def _trial(result_cls, rng, dataset: str, arch: str, seed: int, epochs: int):  #
 
     config = {"channel": 16, "num_cells": 5, "arch_str": arch, "class_num": 10}
     result = result_cls(
-        dataset, None, curve(10, 100), curve(0.1, 2.5), float(rng.uniform(0.1, 1.5)), float(rng.uniform(10, 200)),
-        config, seed, epochs, [float(rng.uniform(0.005, 0.03))],
+        dataset,
+        None,
+        curve(10, 100),
+        curve(0.1, 2.5),
+        float(rng.uniform(0.1, 1.5)),
+        float(rng.uniform(10, 200)),
+        config,
+        seed,
+        epochs,
+        [float(rng.uniform(0.005, 0.03))],
     )
     result.update_train_info(curve(10, 100), None, curve(0.1, 2.5), curve(5, 20))
     accs, losses, times = {}, {}, {}
     for name in EVAL_SETS[dataset]:
         for e in range(epochs):
             key = f"{name}@{e}"
-            accs[key], losses[key], times[key] = float(rng.uniform(10, 95)), float(rng.uniform(0.2, 2.3)), float(rng.uniform(1, 3))
+            accs[key], losses[key], times[key] = (
+                float(rng.uniform(10, 95)),
+                float(rng.uniform(0.2, 2.3)),
+                float(rng.uniform(1, 3)),
+            )
     result.update_eval(accs, losses, times)
     return result

@@ -43,8 +43,12 @@ def test_means_equal_the_official_api(official: tuple, hp: str, dataset: str) ->
         info = api.get_more_info(index, dataset, hp=hp, is_random=False)
         for split in ("train", *EVAL_SETS[dataset]):
             name = _info_name(dataset, split)
-            assert bench.query(index, MetricKey(dataset, split, "accuracy", hp)) == pytest.approx(info[f"{name}-accuracy"], abs=0)
-            assert bench.query(index, MetricKey(dataset, split, "loss", hp)) == pytest.approx(info[f"{name}-loss"], abs=0)
+            assert bench.query(index, MetricKey(dataset, split, "accuracy", hp)) == pytest.approx(
+                info[f"{name}-accuracy"], abs=0
+            )
+            assert bench.query(index, MetricKey(dataset, split, "loss", hp)) == pytest.approx(
+                info[f"{name}-loss"], abs=0
+            )
         assert bench.query(index, MetricKey(dataset, "train", "time", hp)) == pytest.approx(info["train-all-time"])
         costs = api.get_cost_info(index, dataset, hp=hp)
         for quantity in ("flops", "params", "latency"):
@@ -91,7 +95,7 @@ def test_truncated_pth_is_refused(official: tuple, tmp_path: Path) -> None:
     path, _, _ = official
     cut = tmp_path / "cut.pth"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(SourceFileError, match="truncated, damaged or not a .pth"):
+    with pytest.raises(SourceFileError, match=r"truncated, damaged or not a \.pth"):
         import_nb201(cut, tmp_path / "cache")
     assert not (tmp_path / "cache" / "nb201").exists()
 
@@ -101,7 +105,7 @@ def test_foreign_torch_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SourceFileError, match="not a NAS-Bench-201 benchmark"):
         import_nb201(tmp_path / "model.pth", tmp_path / "cache")
     (tmp_path / "text.pth").write_text("hello")
-    with pytest.raises(SourceFileError, match="truncated, damaged or not a .pth"):
+    with pytest.raises(SourceFileError, match=r"truncated, damaged or not a \.pth"):
         import_nb201(tmp_path / "text.pth", tmp_path / "cache")
 
 

@@ -67,7 +67,10 @@ def test_any_corruption_is_rejected(ops: tuple[int, ...], at: int, junk: str) ->
         ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|", "2 node groups"),
         (BEST_C100.replace("skip_connect~0", "skip_connect~1"), "input node numbers"),
         (BEST_C100.replace("nor_conv_3x3~2", "conv3x3~2"), "unknown op 'conv3x3'"),
-        ("|nor_conv_3x3~0|+|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~1|nor_conv_3x3~2|", "1, 2 and 3"),
+        (
+            "|nor_conv_3x3~0|+|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~1|nor_conv_3x3~2|",
+            "1, 2 and 3",
+        ),
         ("|nor_conv_3x3|+|a~0|b~1|+|c~0|d~1|e~2|", "op~input"),
     ],
 )

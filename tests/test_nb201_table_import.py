@@ -46,7 +46,10 @@ def test_import_reproduces_the_table(tmp_path: Path, rows: dict[str, list], name
     for i, index in enumerate(INDICES):
         assert bench.query(index, C10_VALID) == rows["cifar10_valid_valid_acc"][i]
         assert bench.query(rows["arch_str"][i], C10_TEST) == rows["cifar10_test_acc"][i]
-        assert bench.query(NB201Genotype.from_index(index), "cifar10-valid/n_seeds@200") == rows["cifar10_valid_n_seeds"][i]
+        assert (
+            bench.query(NB201Genotype.from_index(index), "cifar10-valid/n_seeds@200")
+            == rows["cifar10_valid_n_seeds"][i]
+        )
     assert bench.coverage(C10_VALID) == len(INDICES)
     assert set(bench.metrics) == {C10_VALID, C10_TEST, "cifar100/x-test/accuracy@200", "cifar10-valid/n_seeds@200"}
 
@@ -121,9 +124,14 @@ def test_default_mapping_fits_the_shared_layout(tmp_path: Path) -> None:
 
     mapping = TableMapping.default()
     rng = np.random.default_rng(1)
-    columns: dict[str, list] = {"index": INDICES, "arch_str": [NB201Genotype.from_index(i).to_string() for i in INDICES]}
+    columns: dict[str, list] = {
+        "index": INDICES,
+        "arch_str": [NB201Genotype.from_index(i).to_string() for i in INDICES],
+    }
     for key, column in mapping.columns.items():
-        columns[column] = rng.uniform(2, 90, len(INDICES)).tolist() if key.quantity == "accuracy" else [3] * len(INDICES)
+        columns[column] = (
+            rng.uniform(2, 90, len(INDICES)).tolist() if key.quantity == "accuracy" else [3] * len(INDICES)
+        )
     bench = NB201Benchmark.load(import_nb201(write_table(tmp_path / "full.csv.gz", columns), tmp_path / "c"))
     assert len(bench.metrics) == len(mapping.columns) == 40
     assert "derived" in bench.describe("cifar100/x-valid/accuracy@200")
@@ -183,7 +191,11 @@ def cache_with_import(tmp_path: Path, rows: dict[str, list]) -> tuple[Path, byte
     ],
 )
 def test_bad_tables_are_refused_and_leave_the_cache(
-    tmp_path: Path, rows: dict[str, list], cache_with_import: tuple[Path, bytes], mutate, match: str  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    rows: dict[str, list],
+    cache_with_import: tuple[Path, bytes],
+    mutate,
+    match: str,  # type: ignore[no-untyped-def]
 ) -> None:
     cache, before = cache_with_import
     mutate(rows)
@@ -231,7 +243,10 @@ def test_missing_file_unknown_type_and_mapping_misuse(tmp_path: Path) -> None:
     ("text", "match"),
     [
         ("name: a\nname: b\ncolumns: {}\n", "line 2: key 'name' appears twice"),
-        ("index_column: index\ncolumns:\n  cifar10/ori-test/accuracy@200: a\nextra: 1\n", r"unknown key\(s\) \['extra'\]"),
+        (
+            "index_column: index\ncolumns:\n  cifar10/ori-test/accuracy@200: a\nextra: 1\n",
+            r"unknown key\(s\) \['extra'\]",
+        ),
         ("index_column: index\ncolumns:\n  cifar10/x-valid/accuracy@200: a\n", "cifar10 has no split 'x-valid'"),
         ("columns:\n  cifar10/ori-test/accuracy@200: a\n", "index_column, arch_column or both"),
         ("index_column: index\ncolumns: {}\n", "at least one metric"),

@@ -11,7 +11,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from nasbench_harness import paths
-from nasbench_harness.cli.common import CacheDirOption, DataDirOption, JsonOption, console, err_console, print_json, progress_bar
+from nasbench_harness.cli.common import (
+    CacheDirOption,
+    DataDirOption,
+    JsonOption,
+    console,
+    err_console,
+    print_json,
+    progress_bar,
+)
 from nasbench_harness.errors import CacheError
 from nasbench_harness.tabular.cache import cache_path, read_sidecar
 
@@ -28,13 +36,16 @@ def import_(
     path: Annotated[
         Path,
         typer.Argument(
-            help="The official NAS-Bench-201-v1_0-e61699.pth / v1_1-096897.pth, or an NB201 table (.parquet, .csv, .csv.gz).",
+            help="The official NAS-Bench-201-v1_0-e61699.pth / v1_1-096897.pth, "
+            "or an NB201 table (.parquet, .csv, .csv.gz).",
             show_default=False,
         ),
     ],
     mapping: Annotated[
         Path | None,
-        typer.Option(help="YAML column mapping for a table of another layout (default: the nb201_table.parquet layout)."),
+        typer.Option(
+            help="YAML column mapping for a table of another layout (default: the nb201_table.parquet layout)."
+        ),
     ] = None,
     trust_pickle: Annotated[
         bool,
@@ -54,13 +65,16 @@ def import_(
     sidecar = read_sidecar(where, benchmark.value)
     err_console.print(
         f"Imported {escape(sidecar['source']['name'])} into {escape(str(where))}: "
-        f"{len(sidecar['metrics'])} metrics, {_cells(sidecar)} of {sidecar['rows']['count']} cells."
+        f"{len(sidecar['metrics'])} metrics, {_cells(sidecar)} of {sidecar['rows']['count']} cells.",
+        soft_wrap=True,
     )
 
 
 @app.command()
 def info(
-    metrics: Annotated[bool, typer.Option("--metrics", help="List every imported metric with its meaning and coverage.")] = False,
+    metrics: Annotated[
+        bool, typer.Option("--metrics", help="List every imported metric with its meaning and coverage.")
+    ] = False,
     json_out: JsonOption = False,
     cache_dir: CacheDirOption = None,
     data_dir: DataDirOption = None,

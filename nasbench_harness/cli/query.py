@@ -8,7 +8,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nasbench_harness.cli.common import CacheDirOption, DataDirOption, JsonOption, console, fmt, print_json, progress_bar
+from nasbench_harness.cli.common import (
+    CacheDirOption,
+    DataDirOption,
+    JsonOption,
+    console,
+    fmt,
+    print_json,
+    progress_bar,
+)
 from nasbench_harness.errors import NotInBenchmarkError
 from nasbench_harness.spaces.nb201 import NB201Genotype
 from nasbench_harness.tabular.nb201 import NB201Benchmark
@@ -41,7 +49,8 @@ def nb201(
     metric: Annotated[
         list[str] | None,
         typer.Option(
-            "--metric", "-m",
+            "--metric",
+            "-m",
             help="Exact metric key(s), e.g. cifar10-valid/x-valid/accuracy@200 (see `nbh data info --metrics`).",
         ),
     ] = None,
@@ -105,13 +114,13 @@ def _as_json(genotype: NB201Genotype, hp: str, rows: list[dict[str, Any]], value
     return out
 
 
-def _print(bench: NB201Benchmark, genotype: NB201Genotype, hp: str, rows: list[dict[str, Any]], values: dict[str, Any]) -> None:
+def _print(
+    bench: NB201Benchmark, genotype: NB201Genotype, hp: str, rows: list[dict[str, Any]], values: dict[str, Any]
+) -> None:
     counts = genotype.op_counts()
     connected = "output connected" if genotype.is_connected else "[red]output disconnected from input[/]"
     console.print(f"[bold]NB201 cell #{genotype.index}[/]  {escape(genotype.to_string())}")
-    console.print(
-        "ops: " + " · ".join(f"{name} {n}" for name, n in counts.as_dict().items()) + f" · {connected}"
-    )
+    console.print("ops: " + " · ".join(f"{name} {n}" for name, n in counts.as_dict().items()) + f" · {connected}")
     if values:
         table = Table(show_edge=False, pad_edge=False)
         for col in ("metric", "value", "meaning"):
@@ -127,8 +136,13 @@ def _print(bench: NB201Benchmark, genotype: NB201Genotype, hp: str, rows: list[d
     for row in rows:
         seeds = "n/a" if row["n_seeds"] is None else str(int(row["n_seeds"]))
         table.add_row(
-            row["dataset"], fmt(row["valid"]), fmt(row["test"]), fmt(row["test_regret"]),
-            fmt(row["params"], 3), fmt(row["flops"], 1), seeds,
+            row["dataset"],
+            fmt(row["valid"]),
+            fmt(row["test"]),
+            fmt(row["test_regret"]),
+            fmt(row["params"], 3),
+            fmt(row["flops"], 1),
+            seeds,
         )
     console.print(table)
     console.print(f"[dim]{SPLIT_LEGEND}[/]")

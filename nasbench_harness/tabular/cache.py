@@ -89,7 +89,9 @@ def write_cache(cache_dir: Path, imported: ImportedTable, source_sha256: str) ->
 
     keys = list(imported.metrics)
     n_rows = _common_length(imported)
-    matrix = np.vstack([np.asarray(imported.metrics[k], dtype=np.float64) for k in keys]) if keys else np.empty((0, n_rows))
+    matrix = (
+        np.vstack([np.asarray(imported.metrics[k], dtype=np.float64) for k in keys]) if keys else np.empty((0, n_rows))
+    )
     table = pa.table({**imported.identity, **{k: matrix[i] for i, k in enumerate(keys)}})
 
     cache_dir = Path(cache_dir)
@@ -119,7 +121,9 @@ def read_sidecar(path: Path, benchmark: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise CacheError(f"the {benchmark} cache at {path} has no {SIDECAR_FILE}; {rebuild}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CacheError(f"the {benchmark} cache sidecar {Path(path) / SIDECAR_FILE} is damaged ({exc}); {rebuild}") from None
+        raise CacheError(
+            f"the {benchmark} cache sidecar {Path(path) / SIDECAR_FILE} is damaged ({exc}); {rebuild}"
+        ) from None
     if not isinstance(sidecar, dict) or sidecar.get("benchmark") != benchmark:
         raise CacheError(f"{Path(path) / SIDECAR_FILE} is not a {benchmark} cache sidecar; {rebuild}")
     version = sidecar.get("schema_version")
@@ -158,7 +162,9 @@ def _common_length(imported: ImportedTable) -> int:
     return lengths.pop()
 
 
-def _sidecar(imported: ImportedTable, keys: list[str], matrix: np.ndarray, source_sha256: str, tmp: Path) -> dict[str, Any]:
+def _sidecar(
+    imported: ImportedTable, keys: list[str], matrix: np.ndarray, source_sha256: str, tmp: Path
+) -> dict[str, Any]:
     source = imported.source.resolve()
     return {
         "benchmark": imported.benchmark,

@@ -123,7 +123,8 @@ class NB201Benchmark:
         if math.isnan(value):
             raise NotInBenchmarkError(
                 f"NB201 cell #{index} {NB201Genotype.from_index(index)} has no value for {metric} in this import "
-                f"({self.info['metrics'][row]['cells']} of {NUM_CELLS} cells have one; source {self.info['source']['name']})"
+                f"({self.info['metrics'][row]['cells']} of {NUM_CELLS} cells have one; "
+                f"source {self.info['source']['name']})"
             )
         return value
 
@@ -194,7 +195,8 @@ def index_of(arch: ArchLike) -> int:
             return int(arch)
         raise GenotypeError(f"an NB201 architecture index is in 0..{NUM_CELLS - 1}, got {arch}")
     raise GenotypeError(
-        f"an NB201 architecture is a genotype, an arch string or an index in 0..{NUM_CELLS - 1}, got {type(arch).__name__}"
+        f"an NB201 architecture is a genotype, an arch string or an index in 0..{NUM_CELLS - 1}, "
+        f"got {type(arch).__name__}"
     )
 
 

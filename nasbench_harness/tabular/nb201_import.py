@@ -216,9 +216,7 @@ def _row_indices(path: Path, table: Any, mapping: TableMapping) -> np.ndarray:
     if mapping.index_column:
         raw = table.column(mapping.index_column).to_numpy(zero_copy_only=False)
         if raw.dtype.kind not in "iu" or raw.min() < 0 or raw.max() >= NUM_CELLS:
-            raise SourceFileError(
-                f"{path}: column {mapping.index_column} must hold integer indices 0..{NUM_CELLS - 1}"
-            )
+            raise SourceFileError(f"{path}: column {mapping.index_column} must hold integer indices 0..{NUM_CELLS - 1}")
         rows = raw.astype(np.int64)
         if parsed is not None and (bad := np.flatnonzero(parsed != rows)).size:
             i = int(bad[0])

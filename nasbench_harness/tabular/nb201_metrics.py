@@ -68,7 +68,9 @@ DATASET_QUANTITIES: dict[str, str] = {
     "seed": "the random seed of trial #k",
 }
 
-_KEY_RE = re.compile(r"(?P<dataset>[^/@#]+)(?:/(?P<split>[^/@#]+))?/(?P<quantity>[^/@#]+)@(?P<hp>[^/@#]+)(?:#(?P<trial>\d+))?")
+_KEY_RE = re.compile(
+    r"(?P<dataset>[^/@#]+)(?:/(?P<split>[^/@#]+))?/(?P<quantity>[^/@#]+)@(?P<hp>[^/@#]+)(?:#(?P<trial>\d+))?"
+)
 _DATASET_ALIASES = {name.lower().replace("_", "-"): name for name in DATASETS} | {"imagenet": "ImageNet16-120"}
 
 
@@ -90,13 +92,15 @@ class MetricKey:
         if self.split is None:
             if self.quantity not in DATASET_QUANTITIES:
                 raise UnknownMetricError(
-                    f"{self.quantity!r} needs a split ({self.dataset}/<split>/{self.quantity}@{self.hp}) or is unknown; "
+                    f"{self.quantity!r} needs a split ({self.dataset}/<split>/{self.quantity}@{self.hp}) "
+                    "or is unknown; "
                     f"per-network quantities are {', '.join(DATASET_QUANTITIES)}"
                 )
         else:
             if self.split not in SPLITS[self.dataset]:
                 raise UnknownMetricError(
-                    f"dataset {self.dataset} has no split {self.split!r}; its splits are {', '.join(SPLITS[self.dataset])}"
+                    f"dataset {self.dataset} has no split {self.split!r}; "
+                    f"its splits are {', '.join(SPLITS[self.dataset])}"
                 )
             if self.quantity not in SPLIT_QUANTITIES:
                 raise UnknownMetricError(
@@ -115,7 +119,9 @@ class MetricKey:
                 "such as cifar10-valid/x-valid/accuracy@200, or <dataset>/<quantity>@<hp> such as cifar100/params@200"
             )
         trial = match["trial"]
-        return cls(match["dataset"], match["split"], match["quantity"], match["hp"], None if trial is None else int(trial))
+        return cls(
+            match["dataset"], match["split"], match["quantity"], match["hp"], None if trial is None else int(trial)
+        )
 
     def __str__(self) -> str:
         middle = f"/{self.split}" if self.split is not None else ""
