@@ -22,8 +22,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 run: $(STAMP)
-	$(BIN)/nbh data info
 	$(BIN)/nbh query nb201 "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+	$(BIN)/nbh data info
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

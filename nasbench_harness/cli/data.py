@@ -20,7 +20,7 @@ from nasbench_harness.cli.common import (
     print_json,
     progress_bar,
 )
-from nasbench_harness.errors import CacheError
+from nasbench_harness.errors import CacheError, ConfigError
 from nasbench_harness.tabular.cache import cache_path, read_sidecar
 
 app = typer.Typer(help="Import benchmark files and show what is imported.", no_args_is_help=True)
@@ -28,6 +28,7 @@ app = typer.Typer(help="Import benchmark files and show what is imported.", no_a
 
 class Benchmark(StrEnum):
     nb201 = "nb201"
+    nb101 = "nb101"
 
 
 @app.command("import")
@@ -36,8 +37,9 @@ def import_(
     path: Annotated[
         Path,
         typer.Argument(
-            help="The official NAS-Bench-201-v1_0-e61699.pth / v1_1-096897.pth, "
-            "or an NB201 table (.parquet, .csv, .csv.gz).",
+            help="nb201: the official NAS-Bench-201-v1_0-e61699.pth / v1_1-096897.pth, or an NB201 table "
+            "(.parquet, .csv, .csv.gz). nb101: nasbench_only108.tfrecord or nasbench_full.tfrecord (or a subset "
+            "in that format).",
             show_default=False,
         ),
     ],
@@ -49,7 +51,10 @@ def import_(
     ] = None,
     trust_pickle: Annotated[
         bool,
-        typer.Option(help="Let torch unpickle arbitrary objects in a .pth (only for files from a trusted origin)."),
+        typer.Option(
+            "--trust-pickle",
+            help="Let torch unpickle arbitrary objects in a .pth (only for files from a trusted origin).",
+        ),
     ] = False,
     cache_dir: CacheDirOption = None,
 ) -> None:
@@ -57,11 +62,18 @@ def import_(
 
     The cache is replaced atomically: a failed import leaves the previous one intact.
     """
-    from nasbench_harness.tabular.nb201_import import import_nb201
-
     root = paths.cache_dir(cache_dir)
     with progress_bar() as progress:
-        where = import_nb201(path, root, mapping=mapping, trust_pickle=trust_pickle, progress=progress)
+        if benchmark is Benchmark.nb201:
+            from nasbench_harness.tabular.nb201_import import import_nb201
+
+            where = import_nb201(path, root, mapping=mapping, trust_pickle=trust_pickle, progress=progress)
+        else:
+            if mapping is not None or trust_pickle:
+                raise ConfigError("--mapping and --trust-pickle apply to nb201 imports only")
+            from nasbench_harness.tabular.nb101_import import import_nb101
+
+            where = import_nb101(path, root, progress=progress)
     sidecar = read_sidecar(where, benchmark.value)
     err_console.print(
         f"Imported {escape(sidecar['source']['name'])} into {escape(str(where))}: "
@@ -123,6 +135,12 @@ def _print_benchmark(name: str, entry: dict[str, Any], show_metrics: bool) -> No
         f"cache schema {entry['schema_version']}, built {entry['created_utc']}\n"
         f"  coverage {entry['cells']:,} of {entry['rows']['count']:,} cells, {len(entry['metrics'])} metrics"
     )
+    for space, counts in entry["extra"].get("nb1shot1_coverage", {}).items():
+        share = counts["covered"] / counts["reachable"] if counts["reachable"] else 0.0
+        console.print(
+            f"  NB-1Shot1 space {space}: {counts['covered']:,} of its {counts['reachable']:,} "
+            f"reachable cells ({share:.1%})"
+        )
     if not show_metrics:
         console.print("  (--metrics lists every metric and what it means)")
         return
@@ -136,7 +154,12 @@ def _print_benchmark(name: str, entry: dict[str, Any], show_metrics: bool) -> No
 
 
 def _data_files(data: Path) -> list[str]:
-    from nasbench_harness.tabular.nb201 import AUTO_IMPORT_SOURCES, OFFICIAL_FILES
+    from nasbench_harness.tabular import nb101, nb201
 
-    candidates = [*AUTO_IMPORT_SOURCES, *OFFICIAL_FILES, *(f"nb201/{n}" for n in OFFICIAL_FILES)]
+    candidates = [
+        *nb201.AUTO_IMPORT_SOURCES,
+        *nb201.OFFICIAL_FILES,
+        *(f"nb201/{n}" for n in nb201.OFFICIAL_FILES),
+        *nb101.AUTO_IMPORT_SOURCES,
+    ]
     return [rel for rel in candidates if (data / rel).is_file()]

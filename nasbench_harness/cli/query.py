@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from nasbench_harness.cli import query_nb101
 from nasbench_harness.cli.common import (
     CacheDirOption,
     DataDirOption,
@@ -146,3 +147,7 @@ def _print(
         )
     console.print(table)
     console.print(f"[dim]{SPLIT_LEGEND}[/]")
+
+
+app.command("nb101")(query_nb101.nb101)
+app.command("nb1shot1")(query_nb101.nb1shot1)

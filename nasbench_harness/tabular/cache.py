@@ -6,6 +6,8 @@
   canonical key; the form to open in pandas or share.
 - ``metrics.npy``: the same metrics as one float64 matrix (metric x architecture), the view
   queries use (loading it needs numpy only; pyarrow alone would cost 0.3 s and 150 MB).
+- ``keys.npy`` (only benchmarks whose rows are found by a key, such as NB101's module hash):
+  the sorted row keys as fixed-width bytes, searched with ``np.searchsorted``.
 - ``meta.json``: the sidecar. Source path, size and sha256, importer and version, schema
   version, the meaning and coverage of every metric, checksums of the two files above.
 
@@ -34,6 +36,7 @@ from nasbench_harness.errors import CacheError
 SCHEMA_VERSION = 1
 TABLE_FILE = "table.parquet"
 MATRIX_FILE = "metrics.npy"
+KEYS_FILE = "keys.npy"
 SIDECAR_FILE = "meta.json"
 
 Progress = Callable[[str, int, int], None]
@@ -60,6 +63,8 @@ class ImportedTable:
     importer_version: int
     notes: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    keys: np.ndarray | None = None
+    """Sorted fixed-width bytes keys, one per row, when rows are looked up by key."""
 
 
 def cache_path(cache_dir: Path, benchmark: str) -> Path:
@@ -103,6 +108,8 @@ def write_cache(cache_dir: Path, imported: ImportedTable, source_sha256: str) ->
         tmp = Path(tempfile.mkdtemp(prefix=f".{imported.benchmark}.tmp-", dir=cache_dir))
         try:
             np.save(tmp / MATRIX_FILE, matrix)
+            if imported.keys is not None:
+                np.save(tmp / KEYS_FILE, imported.keys)
             pq.write_table(table, tmp / TABLE_FILE)
             sidecar = _sidecar(imported, keys, matrix, source_sha256, tmp)
             (tmp / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=1))
@@ -155,6 +162,22 @@ def load_matrix(path: Path, sidecar: dict[str, Any]) -> np.ndarray:
     return matrix
 
 
+def load_keys(path: Path, sidecar: dict[str, Any]) -> np.ndarray:
+    """The sorted row keys of a cache, checked against the row count its sidecar records."""
+    benchmark = sidecar["benchmark"]
+    try:
+        keys = np.load(Path(path) / KEYS_FILE, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        keys = None
+    if keys is None or keys.shape != (sidecar["rows"]["count"],) or keys.dtype.kind != "S":
+        source = sidecar.get("source", {}).get("path", "SOURCE")
+        raise CacheError(
+            f"the {benchmark} cache file {Path(path) / KEYS_FILE} is missing, truncated or damaged; "
+            f"rebuild it with `nbh data import {benchmark} {source}`"
+        )
+    return keys
+
+
 def _common_length(imported: ImportedTable) -> int:
     lengths = {len(v) for v in [*imported.identity.values(), *imported.metrics.values()]}
     if len(lengths) != 1:
@@ -189,7 +212,11 @@ def _sidecar(
             }
             for i, key in enumerate(keys)
         ],
-        "files": {name: {"sha256": sha256_file(tmp / name)} for name in (MATRIX_FILE, TABLE_FILE)},
+        "files": {
+            name: {"sha256": sha256_file(tmp / name)}
+            for name in (MATRIX_FILE, TABLE_FILE, KEYS_FILE)
+            if (tmp / name).exists()
+        },
         "extra": imported.extra,
     }
 

@@ -1,0 +1,119 @@
+"""``nbh query nb101`` and ``nbh query nb1shot1``: NB101 ground truth by hash or NB-1Shot1 genotype."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from nasbench_harness.cli.common import (
+    CacheDirOption,
+    DataDirOption,
+    JsonOption,
+    console,
+    fmt,
+    print_json,
+    progress_bar,
+)
+from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype, get_space
+from nasbench_harness.tabular.nb1shot1 import score
+from nasbench_harness.tabular.nb101 import NOT_IN_BENCHMARK, NB101Answer, NB101Benchmark
+from nasbench_harness.tabular.nb101_metrics import EPOCHS, POINTS, QUANTITIES
+
+
+def _open(cache_dir: Any, data_dir: Any) -> NB101Benchmark:
+    with progress_bar() as progress:
+        return NB101Benchmark.open(cache_dir, data_dir, progress=progress)
+
+
+def nb101(
+    module_hash: Annotated[str, typer.Argument(help="NB101 module hash (32 hex characters).", show_default=False)],
+    json_out: JsonOption = False,
+    cache_dir: CacheDirOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Every NB101 number of one cell: accuracies (fractions) and times per budget, halfway and final."""
+    bench = _open(cache_dir, data_dir)
+    answer = bench.lookup(module_hash)
+    if json_out:
+        print_json(
+            {"benchmark": "nb101", "module_hash": answer.module_hash, "status": _status(answer), **answer.values}
+        )
+        return
+    _print_answer(answer)
+
+
+def nb1shot1(
+    genotype: Annotated[
+        str,
+        typer.Argument(
+            help="|op~parent|op~p~q|...|output~p~q|: per choice block its op (conv3x3-bn-relu, conv1x1-bn-relu, "
+            "maxpool3x3) and parents, then the output's parents.",
+            show_default=False,
+        ),
+    ],
+    space: Annotated[int, typer.Option("--space", "-s", help="NB-1Shot1 search space: 1, 2 or 3.")] = ...,  # type: ignore[assignment]
+    json_out: JsonOption = False,
+    cache_dir: CacheDirOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Score one NB-1Shot1 architecture: its NB101 cell, accuracy and regret (fractions)."""
+    g = NB1Shot1Genotype.from_string(space, genotype)
+    spec = g.to_spec().pruned()
+    result = score(_open(cache_dir, data_dir), g)
+    if json_out:
+        print_json(result.as_dict() | {"nb101_matrix": [list(r) for r in spec.matrix], "nb101_ops": list(spec.ops)})
+        return
+    s = get_space(space)
+    console.print(f"[bold]NB-1Shot1 space {space}[/]  {escape(g.to_string())}")
+    console.print(f"NB101 cell {result.module_hash} ({spec.num_vertices} vertices after pruning): {result.status}")
+    console.print("  ops " + ", ".join(spec.ops))
+    for row in spec.matrix:
+        console.print("  " + " ".join(map(str, row)))
+    if not result.in_benchmark:
+        console.print(f"[yellow]{NOT_IN_BENCHMARK}[/]: the imported NB101 table does not hold this cell")
+        return
+    table = Table(show_edge=False, title="108 epochs, final, mean over repeats")
+    for col in ("", "accuracy", "error", "regret", "space optimum error"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        "validation",
+        fmt(result.validation_accuracy, 5),
+        fmt(1 - result.validation_accuracy, 5),
+        fmt(result.validation_regret, 5),
+        fmt(s.valid_min_error, 5),
+    )
+    table.add_row(
+        "test",
+        fmt(result.test_accuracy, 5),
+        fmt(1 - result.test_accuracy, 5),
+        fmt(result.test_regret, 5),
+        fmt(s.test_min_error, 5),
+    )
+    console.print(table)
+
+
+def _status(answer: NB101Answer) -> str:
+    return "in benchmark" if answer.in_benchmark else NOT_IN_BENCHMARK
+
+
+def _print_answer(answer: NB101Answer) -> None:
+    console.print(f"[bold]NB101 cell {answer.module_hash}[/]: {_status(answer)}")
+    if not answer.in_benchmark:
+        return
+    console.print(f"params {int(answer.values['params']):,}")
+    table = Table(show_edge=False, title="mean over repeats (accuracies as fractions)")
+    table.add_column("budget")
+    table.add_column("point")
+    for quantity in QUANTITIES:
+        table.add_column(quantity.replace("_", " "), justify="right")
+    table.add_column("repeats", justify="right")
+    for epochs in EPOCHS:
+        if f"n_repeats@{epochs}" not in answer.values:
+            continue
+        for point in POINTS:
+            cells = [fmt(answer.values.get(f"{point}/{q}@{epochs}"), 5 if "accuracy" in q else 1) for q in QUANTITIES]
+            table.add_row(str(epochs), point, *cells, str(int(answer.values[f"n_repeats@{epochs}"])))
+    console.print(table)
