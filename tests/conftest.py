@@ -38,3 +38,17 @@ def real_nb201(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """The real NB201 table imported into a session cache."""
     cache = tmp_path_factory.mktemp("real-cache")
     return NB201Benchmark.load(import_nb201(real_data_dir / NB201_TABLE, cache))
+
+
+NB101_FILE = "nasbench/nasbench_only108_nb1shot1.tfrecord"
+
+
+@pytest.fixture(scope="session")
+def real_nb101(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The shared NB101 tfrecord imported into a session cache."""
+    from nasbench_harness.tabular.nb101 import NB101Benchmark
+    from nasbench_harness.tabular.nb101_import import import_nb101
+
+    if not (real_data_dir / NB101_FILE).is_file():
+        pytest.fail(f"this test needs {NB101_FILE} in NBH_DATA_DIR={real_data_dir}")
+    return NB101Benchmark.load(import_nb101(real_data_dir / NB101_FILE, tmp_path_factory.mktemp("real-nb101")))

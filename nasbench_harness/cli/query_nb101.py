@@ -95,6 +95,14 @@ def nb1shot1(
     console.print(table)
 
 
+_HEADERS = {
+    "train_accuracy": "train acc",
+    "validation_accuracy": "valid acc",
+    "test_accuracy": "test acc",
+    "training_time": "time s",
+}
+
+
 def _status(answer: NB101Answer) -> str:
     return "in benchmark" if answer.in_benchmark else NOT_IN_BENCHMARK
 
@@ -107,8 +115,8 @@ def _print_answer(answer: NB101Answer) -> None:
     table = Table(show_edge=False, title="mean over repeats (accuracies as fractions)")
     table.add_column("budget")
     table.add_column("point")
-    for quantity in QUANTITIES:
-        table.add_column(quantity.replace("_", " "), justify="right")
+    for header in _HEADERS.values():
+        table.add_column(header, justify="right", no_wrap=True)
     table.add_column("repeats", justify="right")
     for epochs in EPOCHS:
         if f"n_repeats@{epochs}" not in answer.values:

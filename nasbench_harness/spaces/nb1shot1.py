@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from nasbench_harness.errors import GenotypeError
-from nasbench_harness.spaces.nb101 import CONV1X1, INPUT, OPS, OUTPUT, NB101Spec
+from nasbench_harness.spaces.nb101 import CONV1X1, INPUT, OPS, OUTPUT, Matrix, NB101Spec, graph_hash
 
 SPACE_NUMBERS = (1, 2, 3)
 
@@ -189,21 +189,14 @@ def reachable_hashes(space: int) -> frozenset[str]:
     once and only the ops of its surviving blocks are enumerated.
     """
     s = get_space(space)
-    hashes: set[str] = set()
-    seen: set[tuple] = set()
+    cells: set[tuple[Matrix, tuple[int, ...]]] = set()
     parent_sets = [s.parent_choices(node) for node in range(1, s.output_node + 1)]
     for parents in itertools.product(*parent_sets):
-        placeholder = NB1Shot1Genotype(space, (OPS[0],) * s.num_choice_blocks, parents)
-        live = _live_blocks(placeholder.to_spec(), s)
-        for live_ops in itertools.product(OPS, repeat=len(live)):
-            ops = [OPS[0]] * s.num_choice_blocks
-            for block, op in zip(live, live_ops, strict=True):
-                ops[block - 1] = op
-            spec = NB1Shot1Genotype(space, tuple(ops), parents).to_spec().pruned()
-            if (spec.matrix, spec.ops) not in seen:
-                seen.add((spec.matrix, spec.ops))
-                hashes.add(spec.module_hash())
-    return frozenset(hashes)
+        pruned = NB1Shot1Genotype(space, (OPS[0],) * s.num_choice_blocks, parents).to_spec().validate()
+        # the kept vertices are the input, the live blocks in order, and the output
+        for live in itertools.product(range(len(OPS)), repeat=pruned.num_vertices - 2):
+            cells.add((pruned.matrix, (-1, *live, -2)))
+    return frozenset(graph_hash(matrix, labels) for matrix, labels in cells)
 
 
 def size_table() -> list[dict[str, int]]:
@@ -222,24 +215,6 @@ def size_table() -> list[dict[str, int]]:
 @cache
 def _parent_choices(node: int, k: int) -> tuple[tuple[int, ...], ...]:
     return tuple(itertools.combinations(range(node), k))
-
-
-def _live_blocks(spec: NB101Spec, space: SearchSpace) -> list[int]:
-    """Choice blocks (1..n) on some input-to-output path of ``spec``."""
-    return [v for v in _kept_vertices(spec) if 1 <= v <= space.num_choice_blocks]
-
-
-def _kept_vertices(spec: NB101Spec) -> list[int]:
-    n = spec.num_vertices
-    fwd = {0}
-    for v in range(n):
-        if v in fwd:
-            fwd.update(w for w in range(v + 1, n) if spec.matrix[v][w])
-    back = {n - 1}
-    for v in range(n - 1, -1, -1):
-        if v in back:
-            back.update(u for u in range(v) if spec.matrix[u][v])
-    return sorted(fwd & back)
 
 
 def _form_error(space: int, text: object, problem: str) -> str:
