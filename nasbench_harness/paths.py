@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 APP_NAME = "nasbench-harness"
@@ -19,6 +20,11 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def first_file(directory: Path, candidates: Iterable[str]) -> Path | None:
+    """The first of ``candidates`` (paths relative to ``directory``) that is an existing file."""
+    return next((directory / rel for rel in candidates if (directory / rel).is_file()), None)
 
 
 def cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

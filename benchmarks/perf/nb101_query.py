@@ -44,7 +44,7 @@ def random_genotypes(n: int, seed: int = 0) -> list[NB1Shot1Genotype]:
 
 def main() -> None:
     data = paths.data_dir()
-    source = next((data / rel for rel in AUTO_IMPORT_SOURCES if (data / rel).is_file()), None)
+    source = paths.first_file(data, AUTO_IMPORT_SOURCES)
     if source is None:
         raise SystemExit("set NBH_DATA_DIR to a directory holding nasbench/<file>.tfrecord")
     cache = Path(tempfile.mkdtemp(prefix="nbh-bench-"))

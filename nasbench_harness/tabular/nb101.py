@@ -89,7 +89,7 @@ class NB101Benchmark:
         path = cache_path(root, BENCHMARK)
         if not path.exists():
             data = paths.data_dir(data_dir)
-            source = next((data / rel for rel in AUTO_IMPORT_SOURCES if (data / rel).is_file()), None)
+            source = paths.first_file(data, AUTO_IMPORT_SOURCES)
             if source is None or not auto_import:
                 raise BenchmarkNotFoundError(
                     f"no NB101 benchmark is imported in {root}"

@@ -212,10 +212,7 @@ def indices_of(archs: Iterable[ArchLike] | np.ndarray) -> np.ndarray:
 
 def find_source(data_dir: Path) -> Path | None:
     """The first NB201 table in ``data_dir`` that can be imported automatically."""
-    for rel in AUTO_IMPORT_SOURCES:
-        if (data_dir / rel).is_file():
-            return data_dir / rel
-    return None
+    return paths.first_file(data_dir, AUTO_IMPORT_SOURCES)
 
 
 @lru_cache(maxsize=NUM_CELLS)
