@@ -193,7 +193,8 @@ def reachable_hashes(space: int) -> frozenset[str]:
     parent_sets = [s.parent_choices(node) for node in range(1, s.output_node + 1)]
     for parents in itertools.product(*parent_sets):
         pruned = NB1Shot1Genotype(space, (OPS[0],) * s.num_choice_blocks, parents).to_spec().validate()
-        # the kept vertices are the input, the live blocks in order, and the output
+        # the kept vertices are the input, the live blocks in order, and the output; hash labels
+        # are -1 (input), the index into OPS (NB101's canonical op order) and -2 (output)
         for live in itertools.product(range(len(OPS)), repeat=pruned.num_vertices - 2):
             cells.add((pruned.matrix, (-1, *live, -2)))
     return frozenset(graph_hash(matrix, labels) for matrix, labels in cells)
