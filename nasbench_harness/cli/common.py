@@ -37,7 +37,11 @@ CacheDirOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
-_PHASES = {"read": "Reading benchmark entries", "hash": "Checksumming the source"}
+_PHASES = {
+    "read": "Reading benchmark entries",
+    "hash": "Checksumming the source",
+    "spaces": "Marking NB-1Shot1 space cells",
+}
 
 
 @contextmanager

@@ -38,9 +38,7 @@ def nb101(
     bench = _open(cache_dir, data_dir)
     answer = bench.lookup(module_hash)
     if json_out:
-        print_json(
-            {"benchmark": "nb101", "module_hash": answer.module_hash, "status": _status(answer), **answer.values}
-        )
+        print_json({"benchmark": "nb101", "module_hash": answer.module_hash, "status": answer.status, **answer.values})
         return
     _print_answer(answer)
 
@@ -103,12 +101,8 @@ _HEADERS = {
 }
 
 
-def _status(answer: NB101Answer) -> str:
-    return "in benchmark" if answer.in_benchmark else NOT_IN_BENCHMARK
-
-
 def _print_answer(answer: NB101Answer) -> None:
-    console.print(f"[bold]NB101 cell {answer.module_hash}[/]: {_status(answer)}")
+    console.print(f"[bold]NB101 cell {answer.module_hash}[/]: {answer.status}")
     if not answer.in_benchmark:
         return
     console.print(f"params {int(answer.values['params']):,}")

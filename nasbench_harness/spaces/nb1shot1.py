@@ -36,8 +36,6 @@ from functools import cache
 from nasbench_harness.errors import GenotypeError
 from nasbench_harness.spaces.nb101 import CONV1X1, INPUT, OPS, OUTPUT, Matrix, NB101Spec, graph_hash
 
-SPACE_NUMBERS = (1, 2, 3)
-
 
 @dataclass(frozen=True, slots=True)
 class SearchSpace:

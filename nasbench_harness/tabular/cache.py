@@ -40,7 +40,7 @@ KEYS_FILE = "keys.npy"
 SIDECAR_FILE = "meta.json"
 
 Progress = Callable[[str, int, int], None]
-"""Called as ``progress(phase, done, total)`` during long work (phase: "read", "hash")."""
+"""Called as ``progress(phase, done, total)`` during long work (phase: "read", "hash", "spaces")."""
 
 
 @dataclass

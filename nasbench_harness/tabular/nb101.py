@@ -36,7 +36,14 @@ AUTO_IMPORT_SOURCES = (
     "nasbench_only108.tfrecord",
     "nasbench_full.tfrecord",
 )
-NOT_IN_BENCHMARK = "not in benchmark"
+IN_BENCHMARK, NOT_IN_BENCHMARK = "in benchmark", "not in benchmark"
+
+
+def status_text(in_benchmark: bool) -> str:
+    """The words reports and the CLI show for whether the imported table holds a cell."""
+    return IN_BENCHMARK if in_benchmark else NOT_IN_BENCHMARK
+
+
 CellLike = str | NB101Spec | NB1Shot1Genotype | tuple[Sequence[Sequence[int]] | np.ndarray, Sequence[str]]
 _HASH_RE = re.compile(r"[0-9a-f]{32}")
 
@@ -55,8 +62,12 @@ class NB101Answer:
             raise NotInBenchmarkError(f"NB101 cell {self.module_hash} is {NOT_IN_BENCHMARK} (this import is a subset)")
         return self.values[str(metric)]
 
+    @property
+    def status(self) -> str:
+        return status_text(self.in_benchmark)
+
     def __str__(self) -> str:
-        return f"{self.module_hash}: {'in benchmark' if self.in_benchmark else NOT_IN_BENCHMARK}"
+        return f"{self.module_hash}: {self.status}"
 
 
 class NB101Benchmark:

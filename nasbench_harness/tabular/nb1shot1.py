@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype, get_space
-from nasbench_harness.tabular.nb101 import NOT_IN_BENCHMARK, NB101Benchmark
+from nasbench_harness.tabular.nb101 import NB101Benchmark, status_text
 from nasbench_harness.tabular.nb101_metrics import NB101Metric
 
 VALID = NB101Metric("validation_accuracy", 108, "final")
@@ -35,7 +35,7 @@ class NB1Shot1Score:
 
     @property
     def status(self) -> str:
-        return "in benchmark" if self.in_benchmark else NOT_IN_BENCHMARK
+        return status_text(self.in_benchmark)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"status": self.status}
