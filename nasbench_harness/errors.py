@@ -41,3 +41,19 @@ class NotInBenchmarkError(NbhError, LookupError):
 
 class OutOfDomainError(NbhError, ValueError):
     """A request is well-formed but outside what the operation supports."""
+
+
+class DatasetNotFoundError(NbhError):
+    """The image data set a search needs is not in the data directory."""
+
+
+class DataFormatError(NbhError):
+    """An image data file is truncated, of another kind, or has unexpected contents."""
+
+
+class RunDirError(NbhError):
+    """A run directory is damaged, or holds a run that cannot be continued as asked."""
+
+
+class TrainingError(NbhError):
+    """A search diverged (a NaN or infinite loss); the run is kept up to the last complete epoch."""
