@@ -1,0 +1,163 @@
+"""``nbh search``: run a search method on a space, scored against the tabular ground truth every epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nasbench_harness.cli.common import CacheDirOption, DataDirOption, console, err_console
+
+_METHODS_HELP = "darts (first order), darts-2nd (second order)"
+
+
+def search(
+    space: Annotated[str, typer.Option("--space", help="Search space: nb201.")] = "nb201",
+    method: Annotated[str, typer.Option("--method", help=f"Search method: {_METHODS_HELP}.")] = "darts",
+    dataset: Annotated[str, typer.Option("--dataset", help="cifar10, cifar100 or ImageNet16-120.")] = "cifar10",
+    seed: Annotated[int, typer.Option("--seed", help="Seeds initialisation, alphas, data order, augmentation.")] = 0,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="paper: NB201's setting (C=16, N=5, full data, 50 epochs; GPU hours). "
+            "cpu: C=8, N=1, 1,024/1,024 images at 16x16 (minutes on 2 cores). Default: paper on CUDA, else cpu.",
+            show_default=False,
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default: the preset's, 50).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Run directory. Default: results/<space>/<dataset>/<method>/<preset>/seed-<seed>.",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="auto (cuda if available), cpu, cuda or cuda:N.")] = "auto",
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a config value, e.g. --set optim.lr=0.05 --set method_options.order=2 "
+            "--set data.train_size=2048 (repeatable; see the run's manifest.json for every key).",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Require an existing run in --out and continue it from its last complete epoch "
+            "(re-running into the same directory with the same options also continues).",
+        ),
+    ] = False,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all cores).")] = None,
+    data_dir: DataDirOption = None,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    """Run a search; every epoch, record the derived architecture and its NB201 ground truth.
+
+    Writes manifest.json, trajectory.parquet (one row per epoch), alphas.parquet and
+    checkpoint.pt to the run directory (see results/README.md for every column).
+    """
+    import os
+
+    from nasbench_harness.errors import RunDirError
+    from nasbench_harness.methods.config import build_config, parse_overrides
+    from nasbench_harness.methods.run import default_run_dir, run_search
+
+    if cache_dir:
+        os.environ["NBH_CACHE_DIR"] = str(cache_dir)
+    values: dict[str, Any] = parse_overrides(overrides or [])
+    values.update({"space": space, "method": method, "dataset": dataset, "seed": seed})
+    if epochs is not None:
+        values["epochs"] = epochs
+    if threads is not None:
+        values["threads"] = threads
+    config = build_config(preset or _default_preset(device), values)
+    run_dir = out or default_run_dir(config)
+    if resume and not (run_dir / "manifest.json").is_file():
+        raise RunDirError(f"--resume: {run_dir} holds no run to continue; drop --resume to start one")
+    with _SearchProgress(config.epochs, config.dataset) as progress:
+        result = run_search(config, run_dir, device=device, data_dir=data_dir, progress=progress)
+    _summary(result, config)
+
+
+def _default_preset(device: str) -> str:
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    return "paper" if torch.cuda.is_available() else "cpu"
+
+
+class _SearchProgress:
+    """Epoch and step bars on a terminal; one line per epoch otherwise (logs stay readable)."""
+
+    def __init__(self, epochs: int, dataset: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.epochs = epochs
+        self.test_column = _searched_test_column(dataset)
+        self.live = err_console.is_terminal
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=not self.live,
+        )
+        self.epoch_task = self.bars.add_task("epochs", total=epochs)
+        self.step_task = self.bars.add_task("steps", total=None)
+
+    def __enter__(self) -> _SearchProgress:
+        self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.__exit__(*exc)
+
+    def __call__(self, kind: str, info: dict[str, Any]) -> None:
+        if kind == "step":
+            self.bars.update(
+                self.step_task,
+                completed=info["step"],
+                total=info["steps"],
+                description=f"epoch {info['epoch']} loss {info['loss']:.3f}",
+            )
+            return
+        line = (
+            f"epoch {info['epoch']}/{self.epochs}  train {info['train_loss']:.3f} / {info['train_acc']:.1f}%  "
+            f"valid {info['valid_loss']:.3f} / {info['valid_acc']:.1f}%  final {info['final_valid_acc']:.1f}%  "
+            f"skip {info['n_skip_connect']}  NB201 test {info[self.test_column]:.2f}%"
+        )
+        if self.live:
+            self.bars.update(self.epoch_task, completed=info["epoch"], description=f"{info['genotype']}")
+            self.bars.console.print(line, highlight=False)
+        else:
+            err_console.print(line, highlight=False, soft_wrap=True)
+
+
+def _summary(result: Any, config: Any) -> None:
+    from nasbench_harness.tracking import read_trajectory
+
+    rows = read_trajectory(result.path).to_pylist()
+    if not rows:
+        console.print(f"{result.path}: no epochs recorded")
+        return
+    last = rows[-1]
+    column = _searched_test_column(config.dataset)
+    resumed = f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""
+    stopped = f"; stopped early: {result.stopped_early}" if result.stopped_early else ""
+    console.print(f"run {result.path}: {result.status}, {result.epochs_completed} epochs{resumed}{stopped}")
+    console.print(f"derived genotype  {last['genotype']}  (NB201 index {last['genotype_index']})")
+    console.print(
+        f"NB201 {config.dataset} test accuracy {last[column]:.2f}%, test regret {last['regret_test']:.2f} points"
+    )
+
+
+def _searched_test_column(dataset: str) -> str:
+    return {"cifar10": "nb201_cifar10_test", "cifar100": "nb201_cifar100_test"}.get(dataset, "nb201_imagenet16_120_test")

@@ -1,0 +1,1 @@
+"""Search methods: the loop, its hook points, and methods composed of components."""

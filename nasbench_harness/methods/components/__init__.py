@@ -1,0 +1,1 @@
+"""Reusable pieces of methods: perturbations, regularisers, early stopping, Hessian, samplers."""

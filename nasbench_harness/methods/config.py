@@ -1,0 +1,189 @@
+"""The resolved configuration of one search run: presets, ``key=value`` overrides, validation.
+
+A run's config is a preset (``paper``: NB201's published search setting; ``cpu``: a small
+setting that finishes a 50-epoch search in minutes on two cores) plus overrides. Unknown keys
+and wrong types are errors naming the key and what would be right.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nasbench_harness.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Images the search sees. Sizes are image counts per split (None: the whole split)."""
+
+    train_size: int | None = Field(None, ge=2, description="search-train images (class-balanced subset)")
+    valid_size: int | None = Field(None, ge=2, description="search-valid images (class-balanced subset)")
+    image_size: int | None = Field(None, ge=4, description="down-sample to this many pixels a side")
+    split_seed: int = Field(0, ge=0, description="seed of the train/valid split (fixed, recorded)")
+    subset_seed: int = Field(0, ge=0, description="seed of the subsets")
+    augment: bool = Field(True, description="random crop + horizontal flip on search-train batches")
+
+
+class ModelConfig(_Strict):
+    """The NB201 supernet: C channels in the first stage, N cells per stage."""
+
+    channels: int = Field(16, ge=1)
+    cells_per_stage: int = Field(5, ge=1)
+    bn_track_running_stats: bool = False
+    channels_last: bool = True
+
+
+class WeightOptimConfig(_Strict):
+    """SGD on the network weights, cosine learning rate from ``lr`` to ``lr_min``."""
+
+    lr: float = Field(0.025, gt=0)
+    lr_min: float = Field(0.001, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    grad_clip: float | None = Field(5.0, gt=0)
+
+
+class ArchOptimConfig(_Strict):
+    """Adam on the architecture parameters, initialised ``init_scale`` * N(0, 1)."""
+
+    lr: float = Field(3e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = Field(1e-3, ge=0)
+    init_scale: float = Field(1e-3, ge=0)
+
+
+class TrackingConfig(_Strict):
+    """What is measured at the end of every epoch."""
+
+    eigen_every: int = Field(5, ge=0, description="dominant Hessian eigenvalue every k epochs (0: never)")
+    eigen_batch_size: int = Field(64, ge=2)
+    final_eval_images: int | None = Field(None, ge=1, description="valid images for the final net (None: all)")
+    derive_include_none: bool = Field(True, description="let `none` win an edge when discretising")
+
+
+class SearchConfig(_Strict):
+    """Everything that determines a search run."""
+
+    space: Literal["nb201"] = "nb201"
+    method: str = "darts"
+    method_options: dict[str, Any] = Field(default_factory=dict)
+    dataset: str = "cifar10"
+    seed: int = Field(0, ge=0)
+    preset: str = "cpu"
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(64, ge=2)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optim: WeightOptimConfig = WeightOptimConfig()
+    arch_optim: ArchOptimConfig = ArchOptimConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: all cores)")
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        from nasbench_harness.data import canonical_dataset
+
+        return canonical_dataset(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON values."""
+        return json.loads(self.model_dump_json())
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu": {
+        "model": {"channels": 8, "cells_per_stage": 1},
+        "data": {"train_size": 1024, "valid_size": 1024, "image_size": 16},
+        "tracking": {"final_eval_images": 512},
+    },
+}
+PRESET_HELP = {
+    "paper": "NB201 paper: C=16, N=5, full 32x32 splits, batch 64, 50 epochs (GPU hours)",
+    "cpu": "C=8, N=1, 1,024 train / 1,024 valid images at 16x16, batch 64 (minutes on 2 cores)",
+}
+
+
+def build_config(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> SearchConfig:
+    """The preset merged with ``overrides`` (nested dict), validated."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    merged = _merge(copy.deepcopy(PRESETS[preset]), {"preset": preset})
+    merged = _merge(merged, overrides or {})
+    return validate_config(merged)
+
+
+def validate_config(values: dict[str, Any]) -> SearchConfig:
+    """A :class:`SearchConfig` from plain values; errors name each bad key."""
+    try:
+        return SearchConfig.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"]) or "(config)"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{key}: unknown key{_known_keys(err['loc'])}")
+            else:
+                problems.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid search config: " + "; ".join(problems)) from None
+
+
+def _known_keys(loc: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = SearchConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    return f"; known keys here: {', '.join(model.model_fields)}"
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["optim.lr=0.05", "epochs=3"]`` -> nested dict. Values parse as JSON, else as strings."""
+    nested: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"bad override {item!r}; write key=value, e.g. optim.lr=0.05 or epochs=10")
+        value = _parse_value(raw.strip())
+        _merge(nested, _nest(key.split("."), value))
+    return nested
+
+
+def _parse_value(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in {"none", "null"}:
+        return None
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _nest(parts: list[str], value: Any) -> dict[str, Any]:
+    out: Any = value
+    for part in reversed(parts):
+        out = {part: out}
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base

@@ -1,0 +1,130 @@
+"""DARTS (Liu et al., 2019): the first-order and the second-order (unrolled) architecture step.
+
+The first-order step descends the validation loss in the alphas at the current weights. The
+second-order step takes the validation loss at one virtual SGD step of the weights,
+``w' = w - xi * (momentum * buf + grad_w L_train + wd * w)`` with ``xi`` the current weight
+learning rate, and replaces the mixed second derivative in the alpha gradient by a central
+finite difference with ``epsilon = 0.01 / ||grad_w' L_val||``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from nasbench_harness.errors import ConfigError
+from nasbench_harness.methods.base import ArchStep, Batch, Method, SearchState
+
+
+class FirstOrderStep(ArchStep):
+    """alpha <- Adam step on grad_alpha L_val(w, alpha)."""
+
+    name = "darts-1st"
+
+    def step(self, state: SearchState, train: Batch, valid: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, logits = state.loss(valid, state.mixing(), "arch")
+        (grad,) = torch.autograd.grad(loss, [state.alphas])
+        _apply(state, grad)
+        return loss.detach(), logits.detach()
+
+
+class SecondOrderStep(ArchStep):
+    """alpha <- Adam step on the unrolled gradient, the Hessian-vector product by finite differences."""
+
+    name = "darts-2nd"
+
+    def step(self, state: SearchState, train: Batch, valid: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        params = [p for p in state.net.parameters() if p.requires_grad]
+        backup = [p.detach().clone() for p in params]
+        xi = state.weight_lr
+        try:
+            _virtual_step(state, train, params, xi)
+            loss, logits = state.loss(valid, state.mixing(), "arch")
+            grads = torch.autograd.grad(loss, [state.alphas, *params], allow_unused=True)
+            direct = grads[0]
+            d_weights = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads[1:], params, strict=True)]
+        finally:
+            _restore(params, backup)
+
+        def train_loss() -> torch.Tensor:
+            return state.loss(train, state.mixing(), "weights")[0]
+
+        hvp = finite_difference_hvp(train_loss, params, state.alphas, d_weights)
+        _apply(state, direct - xi * hvp)
+        return loss.detach(), logits.detach()
+
+
+def finite_difference_hvp(
+    loss_fn: Callable[[], torch.Tensor],
+    params: Sequence[torch.Tensor],
+    alphas: torch.Tensor,
+    vector: Sequence[torch.Tensor],
+    scale: float = 0.01,
+) -> torch.Tensor:
+    """(grad_a L(w + eps v) - grad_a L(w - eps v)) / (2 eps), eps = scale / ||v||.
+
+    Approximates the mixed second derivative (d^2 L / d alpha d w) v without second-order
+    autograd. ``params`` are perturbed in place and restored before returning.
+    """
+    norm = torch.sqrt(sum((v.detach() ** 2).sum() for v in vector))  # type: ignore[arg-type]
+    if not torch.isfinite(norm) or float(norm) == 0.0:
+        return torch.zeros_like(alphas)
+    eps = scale / float(norm)
+    _shift(params, vector, eps)
+    (grad_plus,) = torch.autograd.grad(loss_fn(), [alphas])
+    _shift(params, vector, -2 * eps)
+    (grad_minus,) = torch.autograd.grad(loss_fn(), [alphas])
+    _shift(params, vector, eps)
+    return (grad_plus - grad_minus) / (2 * eps)
+
+
+def _shift(params: Sequence[torch.Tensor], vector: Sequence[torch.Tensor], amount: float) -> None:
+    with torch.no_grad():
+        for p, v in zip(params, vector, strict=True):
+            p.add_(v, alpha=amount)
+
+
+def _restore(params: Sequence[torch.Tensor], backup: Sequence[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for p, b in zip(params, backup, strict=True):
+            p.copy_(b)
+
+
+def _virtual_step(state: SearchState, train: Batch, params: list[torch.Tensor], xi: float) -> None:
+    """w <- w - xi * (momentum * buf + grad_w L_train + wd * w), in place (DARTS's unrolled model)."""
+    loss, _ = state.loss(train, state.mixing().detach(), "weights")
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    group = state.w_optim.param_groups[0]
+    momentum, wd = float(group.get("momentum", 0.0)), float(group.get("weight_decay", 0.0))
+    with torch.no_grad():
+        for p, g in zip(params, grads, strict=True):
+            d = (g if g is not None else torch.zeros_like(p)) + wd * p
+            buf = state.w_optim.state.get(p, {}).get("momentum_buffer")
+            if buf is not None:
+                d = d + momentum * buf
+            p.sub_(xi * d)
+
+
+def _apply(state: SearchState, grad: torch.Tensor) -> None:
+    state.a_optim.zero_grad(set_to_none=True)
+    state.alphas.grad = grad.detach()
+    state.a_optim.step()
+
+
+def darts(options: dict[str, Any]) -> Method:
+    """DARTS; ``options``: ``order`` (1: first order, default; 2: unrolled second order)."""
+    unknown = set(options) - {"order"}
+    if unknown:
+        raise ConfigError(f"unknown DARTS option(s) {sorted(unknown)}; DARTS takes: order (1 or 2)")
+    order = options.get("order", 1)
+    if order not in (1, 2):
+        raise ConfigError(f"method_options.order must be 1 or 2 for DARTS, got {order!r}")
+    step = FirstOrderStep() if order == 1 else SecondOrderStep()
+    return Method(name="darts" if order == 1 else "darts-2nd", arch_step=step)
+
+
+def darts_second_order(options: dict[str, Any]) -> Method:
+    """DARTS with the unrolled second-order arch step."""
+    return darts({"order": 2, **options})

@@ -1,0 +1,266 @@
+"""The search loop: one epoch after another, each committed to the run directory.
+
+Per batch pair (search-train, search-valid): the method's arch step, then a weight step (SGD,
+cross-entropy + the components' extra terms, gradient clipping). After each epoch: the
+supernet's and the derived final net's accuracy on the same validation images (the gap),
+the genotype's ground truth from the NB201 table, the Hessian eigenvalue every k epochs, and
+the method's state; then trajectory, alphas and checkpoint are written atomically.
+
+Determinism: ``seed`` seeds the network and alphas; each epoch reseeds torch with
+(seed, epoch), and the data order and augmentation derive from (seed, epoch), so a run resumed
+from epoch k continues exactly as the uninterrupted run would (on the same device and threads).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nasbench_harness.data import SearchData
+from nasbench_harness.data.loader import BatchLoader
+from nasbench_harness.errors import TrainingError
+from nasbench_harness.methods.base import Batch, Method, SearchState
+from nasbench_harness.methods.components.hessian import dominant_eigenvalue, frozen_bn_stats
+from nasbench_harness.methods.config import SearchConfig
+from nasbench_harness.spaces.nb201 import EDGES, OPS
+from nasbench_harness.supernets.nb201 import NB201SearchNet, final_net_mask, init_alphas, one_hot
+from nasbench_harness.tabular.nb201 import NB201Benchmark
+from nasbench_harness.tracking import RunDir
+from nasbench_harness.tracking.scoring import score_columns
+
+Progress = Callable[[str, dict[str, Any]], None]
+"""Called with ("step", {epoch, step, steps, loss}) and ("epoch", trajectory row)."""
+
+
+@dataclass
+class Loaders:
+    """Batches for the weight step, the arch step, and the end-of-epoch evaluation."""
+
+    train: BatchLoader
+    valid: BatchLoader
+    evaluation: BatchLoader
+    eigen_batch: Batch
+
+
+def build_loaders(config: SearchConfig, data: SearchData, device: torch.device) -> Loaders:
+    """The three loaders of a search, all seeded by ``config.seed``."""
+    common = {"mean": data.mean, "std": data.std, "device": device, "channels_last": config.model.channels_last}
+    train = BatchLoader(
+        data.train, batch_size=config.batch_size, shuffle=True, augment=config.data.augment, seed=config.seed, **common
+    )
+    valid = BatchLoader(
+        data.valid, batch_size=config.batch_size, shuffle=True, augment=False, seed=config.seed + 1, **common
+    )
+    n_eval = min(config.tracking.final_eval_images or len(data.valid), len(data.valid))
+    picked = np.sort(np.random.default_rng(config.seed).permutation(len(data.valid))[:n_eval])
+    evaluation = BatchLoader(
+        data.valid.take(picked), batch_size=max(config.batch_size, 128), shuffle=False, augment=False, seed=0, **common
+    )
+    eigen = BatchLoader(
+        data.valid.take(picked[: config.tracking.eigen_batch_size]),
+        batch_size=config.tracking.eigen_batch_size, shuffle=False, augment=False, seed=0, **common,
+    )
+    return Loaders(train, valid, evaluation, next(iter(eigen.epoch(0))))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    from nasbench_harness.errors import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto")
+    if name not in {"cpu", "cuda"} and not name.startswith("cuda:"):
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    return torch.device(name)
+
+
+class Search:
+    """One search run in ``run_dir`` (see :func:`run_search`)."""
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        method: Method,
+        data: SearchData,
+        bench: NB201Benchmark,
+        run_dir: RunDir,
+        device: torch.device,
+        progress: Progress | None = None,
+    ) -> None:
+        self.config, self.data, self.bench, self.run_dir = config, data, bench, run_dir
+        self.device, self.progress = device, progress
+        torch.manual_seed(config.seed)
+        net = NB201SearchNet(
+            config.model.channels, config.model.cells_per_stage, data.num_classes, config.model.bn_track_running_stats
+        ).to(device)
+        if config.model.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        generator = torch.Generator().manual_seed(config.seed)
+        alphas = torch.nn.Parameter(init_alphas(generator, config.arch_optim.init_scale).to(device))
+        o, a = config.optim, config.arch_optim
+        w_optim = torch.optim.SGD(
+            net.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
+        )
+        a_optim = torch.optim.Adam([alphas], lr=a.lr, betas=a.betas, weight_decay=a.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optim, T_max=config.epochs, eta_min=o.lr_min)
+        self.state = SearchState(net, alphas, w_optim, a_optim, o.grad_clip, method)
+        self.loaders = build_loaders(config, data, device)
+        self.wall_time = 0.0
+        for component in method.all_components:
+            component.setup(self.state)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def checkpoint(self, epoch: int) -> dict[str, Any]:
+        """Everything needed to continue after ``epoch``."""
+        s = self.state
+        return {
+            "epoch": epoch,
+            "net": s.net.state_dict(),
+            "alphas": s.alphas.detach().cpu(),
+            "w_optim": s.w_optim.state_dict(),
+            "a_optim": s.a_optim.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "components": [c.state_dict() for c in s.method.all_components],
+            "wall_time": self.wall_time,
+        }
+
+    def restore(self, checkpoint: dict[str, Any]) -> int:
+        """Load a checkpoint; returns the epoch it completed."""
+        s = self.state
+        s.net.load_state_dict(checkpoint["net"])
+        with torch.no_grad():
+            s.alphas.copy_(checkpoint["alphas"].to(self.device))
+        s.w_optim.load_state_dict(checkpoint["w_optim"])
+        s.a_optim.load_state_dict(checkpoint["a_optim"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        for component, saved in zip(s.method.all_components, checkpoint["components"], strict=True):
+            component.load_state_dict(saved)
+        self.wall_time = float(checkpoint["wall_time"])
+        return int(checkpoint["epoch"])
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, start_epoch: int = 1) -> str | None:
+        """Run epochs ``start_epoch..epochs``; returns the early-stopping reason, if any."""
+        for epoch in range(start_epoch, self.config.epochs + 1):
+            started = time.perf_counter()
+            row = {"epoch": epoch, **self.train_epoch(epoch)}
+            tracking_started = time.perf_counter()
+            row.update(self.track(epoch))
+            now = time.perf_counter()
+            self.wall_time += now - started
+            row.update(epoch_time_s=now - started, tracking_time_s=now - tracking_started, wall_time_s=self.wall_time)
+            stop = None
+            for component in self.state.method.all_components:
+                stop = stop or component.end_of_epoch(self.state, row)
+            row.update(self.state.method.state_columns())
+            self.run_dir.commit_epoch(epoch, row, self.alpha_rows(epoch), self.checkpoint(epoch))
+            if self.progress:
+                self.progress("epoch", row)
+            if stop:
+                return stop
+        return None
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass over search-train: arch step + weight step per batch pair."""
+        s, cfg = self.state, self.config
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+        s.epoch = epoch
+        s.net.train()
+        lr, arch_lr = s.weight_lr, float(s.a_optim.param_groups[0]["lr"])
+        valid_batches = itertools.cycle(list(self.loaders.valid.epoch(epoch)))
+        totals = np.zeros(4)  # train loss sum, train correct, arch-valid loss sum, images
+        steps = len(self.loaders.train)
+        for step, train in enumerate(self.loaders.train.epoch(epoch)):
+            s.step = step
+            s.method.arch_step.step(s, train, next(valid_batches))
+            loss, logits = self.weight_step(train)
+            n = train[1].numel()
+            totals += (float(loss) * n, float((logits.argmax(1) == train[1]).sum()), 0.0, n)
+            if self.progress:
+                self.progress("step", {"epoch": epoch, "step": step + 1, "steps": steps, "loss": float(loss)})
+        self.scheduler.step()
+        return {"train_loss": totals[0] / totals[3], "train_acc": 100.0 * totals[1] / totals[3], "lr": lr, "arch_lr": arch_lr}
+
+    def weight_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """SGD on the weights under the method's view of the architecture."""
+        s = self.state
+        weights = s.mixing().detach()
+        for component in s.method.all_components:
+            weights = component.weight_step_weights(s, weights)
+        s.w_optim.zero_grad(set_to_none=True)
+        loss, logits = s.loss(batch, weights, "weights")
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the weight-step loss became {float(loss)} in epoch {s.epoch}, step {s.step + 1}; the run stops "
+                "here and keeps the epochs already written. Lower the learning rate (--set optim.lr=...) or "
+                "enable gradient clipping (--set optim.grad_clip=5)"
+            )
+        loss.backward()
+        if s.grad_clip:
+            torch.nn.utils.clip_grad_norm_(s.net.parameters(), s.grad_clip)
+        s.w_optim.step()
+        return loss.detach(), logits.detach()
+
+    def track(self, epoch: int) -> dict[str, Any]:
+        """End-of-epoch measurements: supernet vs final net, genotype, ground truth, eigenvalue."""
+        s = self.state
+        genotype = s.method.derive(s.alphas)
+        valid_loss, valid_acc = self.evaluate(s.mixing().detach(), None, batch_stats=False)
+        _, final_acc = self.evaluate(one_hot(genotype, self.device), final_net_mask(genotype), batch_stats=True)
+        counts = genotype.op_counts()
+        row: dict[str, Any] = {
+            "valid_loss": valid_loss,
+            "valid_acc": valid_acc,
+            "final_valid_acc": final_acc,
+            "gap": valid_acc - final_acc,
+            "genotype": genotype.to_string(),
+            "genotype_index": genotype.index,
+            "n_skip_connect": counts.skip_connect,
+            "n_none": counts.none,
+            "n_parameter_free": counts.parameter_free,
+        }
+        row.update(score_columns(self.bench, genotype, self.config.dataset))
+        every = self.config.tracking.eigen_every
+        row["eigenvalue"] = self.eigenvalue() if every and epoch % every == 0 else None
+        return row
+
+    @torch.no_grad()
+    def evaluate(self, weights: torch.Tensor, mask: Any, batch_stats: bool) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy in %) on the evaluation images."""
+        net = self.state.net
+        net.eval()
+        loss_sum = correct = count = 0.0
+        for x, y in self.loaders.evaluation.epoch(0):
+            logits = net(x, weights, mask=mask, batch_stats=batch_stats)
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += float((logits.argmax(1) == y).sum())
+            count += y.numel()
+        net.train()
+        return loss_sum / count, 100.0 * correct / count
+
+    def eigenvalue(self) -> float:
+        """Dominant eigenvalue of the valid-loss Hessian in the alphas, on the fixed eigen batch."""
+        s = self.state
+        x, y = self.loaders.eigen_batch
+        with frozen_bn_stats(s.net):
+            eig = dominant_eigenvalue(lambda a: F.cross_entropy(s.net(x, s.mixing(a)), y), s.alphas)
+        return eig.value
+
+    def alpha_rows(self, epoch: int) -> list[dict[str, Any]]:
+        """Long-form alphas and their mixing weights after ``epoch``."""
+        alphas = self.state.alphas.detach().cpu()
+        weights = self.state.mixing().detach().cpu()
+        return [
+            {"epoch": epoch, "edge": f"{src}->{dst}", "op": op, "alpha": float(alphas[e, o]), "weight": float(weights[e, o])}
+            for e, (src, dst) in enumerate(EDGES)
+            for o, op in enumerate(OPS)
+        ]

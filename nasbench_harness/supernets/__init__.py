@@ -1,0 +1,1 @@
+"""PyTorch one-shot networks (supernets) for each search space, and their discretised nets."""

@@ -1,0 +1,244 @@
+"""The NAS-Bench-201 one-shot network (supernet) and what is derived from it.
+
+Every cell edge mixes the five NB201 ops, weighted by a (6, 5) tensor the caller passes to
+``forward``: the architecture weights are an *argument*, not a parameter, so a method can
+perturb, sample or discretise them without touching the network. The network computes the
+same function as NB201's ``TinyNetworkDarts`` but is arranged for speed:
+
+- ``none`` is never computed: its output is zero, and so is its gradient with respect to its
+  weight (d loss / d w = <grad, 0>), so skipping it changes nothing.
+- The edges leaving one node share the ReLU, and their 3x3 (and 1x1) convolutions run as one
+  wider convolution; BN is per channel, so one BN over the stacked channels equals one BN per
+  edge. The op weight multiplies through BN's per-channel scale, saving a pass over memory.
+- A final net (one op per edge) runs through the same modules with a mask, skipping the
+  unchosen ops: the supernet-to-finalnet gap uses exactly the inherited weights.
+
+The search cells' BN has no affine parameters (as in NB201). Its statistics policy is
+``bn_track_running_stats``: False (default) normalises with batch statistics in training and
+evaluation; True keeps running statistics for evaluation, as NB201's ``BN=1`` setting does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasbench_harness.errors import ConfigError
+from nasbench_harness.spaces.nb201 import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OPS, NB201Genotype
+from nasbench_harness.supernets.mixing import Term, weighted_sum
+from nasbench_harness.supernets.nb201_ops import Head, ResNetBasicBlock, stage_layout, stem
+
+SKIP, CONV1, CONV3, POOL = (OPS.index(op) for op in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"))
+NONE = OPS.index("none")
+OUT_EDGES: tuple[tuple[int, ...], ...] = tuple(
+    tuple(e for e, (src, _) in enumerate(EDGES) if src == node) for node in range(NUM_NODES - 1)
+)
+"""Edge indices leaving node 0, 1, 2 (the edges a node's shared convolution serves)."""
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1
+
+Mask = tuple[tuple[bool, ...], ...]
+
+
+class _StackedConvBN(nn.Module):
+    """The ReLU-conv-BN op of several edges leaving one node, as one conv with stacked outputs."""
+
+    def __init__(self, channels: int, n_edges: int, kernel: int, track_running_stats: bool) -> None:
+        super().__init__()
+        self.channels = channels
+        self.conv = nn.Conv2d(channels, n_edges * channels, kernel, padding=kernel // 2, bias=False)
+        self.track_running_stats = track_running_stats
+        self.momentum = BN_MOMENTUM
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(n_edges * channels))
+            self.register_buffer("running_var", torch.ones(n_edges * channels))
+        else:
+            self.running_mean = self.running_var = None
+
+    def forward(self, relu_x: torch.Tensor, edge_weights: torch.Tensor, batch_stats: bool) -> list[torch.Tensor]:
+        """Per-edge outputs ``w_e * BN(conv_e(relu_x))`` for the weights ``edge_weights`` (n_edges,)."""
+        use_batch = self.training or batch_stats or not self.track_running_stats
+        y = F.batch_norm(
+            self.conv(relu_x),
+            self.running_mean,
+            self.running_var,
+            weight=edge_weights.repeat_interleave(self.channels),
+            bias=None,
+            training=use_batch,
+            momentum=self.momentum if self.training else 0.0,  # evaluation never moves the statistics
+            eps=BN_EPS,
+        )
+        return [y] if y.shape[1] == self.channels else list(y.split(self.channels, dim=1))
+
+
+class NB201SearchCell(nn.Module):
+    """One NB201 cell with all five ops on each of its six edges."""
+
+    def __init__(self, channels: int, track_running_stats: bool = False) -> None:
+        super().__init__()
+        self.conv3 = nn.ModuleList(
+            _StackedConvBN(channels, len(out), 3, track_running_stats) for out in OUT_EDGES
+        )
+        self.conv1 = nn.ModuleList(
+            _StackedConvBN(channels, len(out), 1, track_running_stats) for out in OUT_EDGES
+        )
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, mask: Mask | None, batch_stats: bool) -> torch.Tensor:
+        incoming: list[list[Term]] = [[] for _ in range(NUM_NODES)]
+        nodes = [x]
+        for src, out in enumerate(OUT_EDGES):
+            h = nodes[src]
+            uses = [mask[e] if mask is not None else _ALL for e in out]
+            need3 = any(u[CONV3] for u in uses)
+            need1 = any(u[CONV1] for u in uses)
+            relu_h = torch.relu(h) if need1 or need3 else None
+            y3 = self.conv3[src](relu_h, weights[out, CONV3], batch_stats) if need3 else None
+            y1 = self.conv1[src](relu_h, weights[out, CONV1], batch_stats) if need1 else None
+            pooled = (
+                F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False)
+                if any(u[POOL] for u in uses)
+                else None
+            )
+            for k, e in enumerate(out):
+                terms, use = incoming[EDGES[e][1]], uses[k]
+                if use[SKIP]:
+                    terms.append((h, weights[e, SKIP]))
+                if use[CONV1]:
+                    terms.append((y1[k], None))  # type: ignore[index]
+                if use[CONV3]:
+                    terms.append((y3[k], None))  # type: ignore[index]
+                if use[POOL]:
+                    terms.append((pooled, weights[e, POOL]))
+            nodes.append(weighted_sum(incoming[src + 1], x))
+        return nodes[-1]
+
+
+_ALL = (False, True, True, True, True)  # every op but `none`, which is never computed
+
+
+
+
+class NB201SearchNet(nn.Module):
+    """NB201's search network: stem, 3 stages of ``cells_per_stage`` search cells, head.
+
+    ``forward(x, weights)`` takes images (B, 3, H, W) and the mixing weights, (6, 5) shared by
+    all cells or (num_cells, 6, 5) one per cell, ops in :data:`OPS` order; it returns logits.
+    """
+
+    def __init__(
+        self,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        num_classes: int = 10,
+        bn_track_running_stats: bool = False,
+    ) -> None:
+        super().__init__()
+        if channels < 1 or cells_per_stage < 1 or num_classes < 2:
+            raise ConfigError(
+                f"the NB201 supernet needs channels >= 1, cells_per_stage >= 1 and num_classes >= 2, got "
+                f"channels={channels}, cells_per_stage={cells_per_stage}, num_classes={num_classes}"
+            )
+        self.channels, self.cells_per_stage, self.num_classes = channels, cells_per_stage, num_classes
+        self.bn_track_running_stats = bn_track_running_stats
+        self.stem = stem(channels)
+        layers: list[nn.Module] = []
+        c_prev = channels
+        for c_out, reduction in stage_layout(channels, cells_per_stage):
+            if reduction:
+                layers.append(ResNetBasicBlock(c_prev, c_out))
+            else:
+                layers.append(NB201SearchCell(c_out, bn_track_running_stats))
+            c_prev = c_out
+        self.layers = nn.ModuleList(layers)
+        self.head = Head(c_prev, num_classes)
+
+    @property
+    def num_cells(self) -> int:
+        """Search cells in the network (3 x cells_per_stage)."""
+        return 3 * self.cells_per_stage
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor,
+        *,
+        mask: torch.Tensor | Mask | None = None,
+        batch_stats: bool = False,
+    ) -> torch.Tensor:
+        """Logits for ``x`` under mixing ``weights``.
+
+        ``mask`` (6, 5) bool, optional, names the (edge, op) pairs to compute; the rest are
+        skipped (a final net passes its one-hot choice). ``batch_stats`` makes the search cells
+        normalise with batch statistics even in eval mode (used for final nets, whose
+        activations differ from the supernet's running statistics).
+        """
+        per_cell = self._check_weights(weights)
+        mask = _as_mask(mask)
+        out = self.stem(x)
+        cell = 0
+        for layer in self.layers:
+            if isinstance(layer, NB201SearchCell):
+                out = layer(out, weights[cell] if per_cell else weights, mask, batch_stats)
+                cell += 1
+            else:
+                out = layer(out)
+        return self.head(out)
+
+    def _check_weights(self, weights: torch.Tensor) -> bool:
+        shape = tuple(weights.shape)
+        if shape == (NUM_EDGES, NUM_OPS):
+            return False
+        if shape == (self.num_cells, NUM_EDGES, NUM_OPS):
+            return True
+        raise ConfigError(
+            f"mixing weights must have shape ({NUM_EDGES}, {NUM_OPS}) or ({self.num_cells}, {NUM_EDGES}, "
+            f"{NUM_OPS}) (edges x ops, optionally per cell), got {shape}"
+        )
+
+
+def _as_mask(mask: torch.Tensor | Mask | None) -> Mask | None:
+    if mask is None:
+        return None
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().bool().tolist()
+    rows = tuple(tuple(bool(v) for v in row) for row in mask)
+    if len(rows) != NUM_EDGES or any(len(row) != NUM_OPS for row in rows):
+        raise ConfigError(f"an op mask must be {NUM_EDGES} x {NUM_OPS} booleans (edges x ops)")
+    return rows
+
+
+def init_alphas(generator: torch.Generator | None = None, scale: float = 1e-3) -> torch.Tensor:
+    """Architecture parameters (6, 5), ``scale`` * N(0, 1), as DARTS and NB201 initialise them."""
+    return scale * torch.randn(NUM_EDGES, NUM_OPS, generator=generator)
+
+
+def derive_genotype(alphas: torch.Tensor, include_none: bool = True) -> NB201Genotype:
+    """The discretised cell: the argmax op of each edge.
+
+    ``include_none=True`` lets ``none`` win an edge, as NB201's DARTS baselines do;
+    ``False`` picks the best op other than ``none``.
+    """
+    scores = alphas.detach().float().cpu().reshape(NUM_EDGES, NUM_OPS).clone()
+    if not include_none:
+        scores[:, NONE] = float("-inf")
+    return NB201Genotype.from_ops(int(i) for i in scores.argmax(dim=1))
+
+
+def one_hot(genotype: NB201Genotype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The (6, 5) one-hot weights of a genotype: its final net inside the supernet."""
+    weights = torch.zeros(NUM_EDGES, NUM_OPS, device=device)
+    weights[torch.arange(NUM_EDGES), torch.tensor(genotype.ops)] = 1.0
+    return weights
+
+
+def final_net_mask(genotype: NB201Genotype) -> Mask:
+    """The op mask that keeps only the genotype's op on each edge."""
+    return tuple(tuple(op == chosen for op in range(NUM_OPS)) for chosen in genotype.ops)
+
+
+def weight_parameters(net: nn.Module) -> Sequence[nn.Parameter]:
+    """The network weights (everything trainable; architecture parameters live outside)."""
+    return [p for p in net.parameters() if p.requires_grad]

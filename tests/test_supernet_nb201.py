@@ -1,0 +1,165 @@
+"""The NB201 supernet: shapes, equivalence with a plain per-edge mixed op, final nets, derivation,
+and the standalone network's parameter counts against the NB201 table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nasbench_harness.errors import ConfigError
+from nasbench_harness.spaces.nb201 import EDGES, NB201Genotype
+from nasbench_harness.supernets.nb201 import (
+    CONV1,
+    CONV3,
+    OUT_EDGES,
+    POOL,
+    SKIP,
+    NB201SearchCell,
+    NB201SearchNet,
+    derive_genotype,
+    final_net_mask,
+    init_alphas,
+    one_hot,
+)
+from nasbench_harness.supernets.nb201_net import NB201Network, count_parameters
+
+
+@pytest.mark.parametrize(("channels", "cells", "size", "classes"), [(4, 1, 16, 10), (8, 2, 32, 100), (16, 5, 16, 120)])
+def test_logits_shape(channels: int, cells: int, size: int, classes: int) -> None:
+    net = NB201SearchNet(channels, cells, classes)
+    weights = torch.softmax(init_alphas(), -1)
+    assert net(torch.randn(2, 3, size, size), weights).shape == (2, classes)
+    per_cell = weights.expand(net.num_cells, 6, 5).clone()
+    assert net(torch.randn(2, 3, size, size), per_cell).shape == (2, classes)
+
+
+def test_bad_weights_shape_is_explained() -> None:
+    net = NB201SearchNet(4, 1, 10)
+    with pytest.raises(ConfigError, match=r"shape \(6, 5\)"):
+        net(torch.randn(2, 3, 16, 16), torch.ones(5, 6))
+
+
+def _reference_cell(cell: NB201SearchCell, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """NB201's mixed op written plainly: every edge, every op, separate BN, sum of w * op(x)."""
+    c = x.shape[1]
+    nodes = [x]
+    for target in range(1, 4):
+        total = torch.zeros_like(x)
+        for e, (src, dst) in enumerate(EDGES):
+            if dst != target:
+                continue
+            h = nodes[src]
+            k = OUT_EDGES[src].index(e)
+            conv3 = cell.conv3[src].conv.weight[k * c : (k + 1) * c]
+            conv1 = cell.conv1[src].conv.weight[k * c : (k + 1) * c]
+            y3 = F.batch_norm(F.conv2d(F.relu(h), conv3, padding=1), None, None, training=True)
+            y1 = F.batch_norm(F.conv2d(F.relu(h), conv1), None, None, training=True)
+            pool = F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
+            total = total + w[e, 0] * torch.zeros_like(h) + w[e, SKIP] * h + w[e, CONV1] * y1
+            total = total + w[e, CONV3] * y3 + w[e, POOL] * pool
+        nodes.append(total)
+    return nodes[-1]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cell_equals_plain_mixed_op_in_value_and_gradients(channels_last: bool) -> None:
+    torch.manual_seed(0)
+    cell = NB201SearchCell(6).double()
+    x = torch.randn(4, 6, 8, 8, dtype=torch.float64)
+    if channels_last:
+        cell, x = cell.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    alphas = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    x.requires_grad_(True)
+    ours = cell(x, torch.softmax(alphas, -1), None, False)
+    ref = _reference_cell(cell, x, torch.softmax(alphas, -1))
+    torch.testing.assert_close(ours, ref)
+    probe = torch.randn_like(ours)
+    g_ours = torch.autograd.grad((ours * probe).sum(), [alphas, x, *cell.parameters()])
+    g_ref = torch.autograd.grad((ref * probe).sum(), [alphas, x, *cell.parameters()])
+    for a, b in zip(g_ours, g_ref, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_second_derivatives_flow_through_the_cell() -> None:
+    """Hessians and unrolled DARTS need double backward through the fused weighted sum."""
+    torch.manual_seed(1)
+    cell = NB201SearchCell(3).double()
+    x = torch.randn(3, 3, 6, 6, dtype=torch.float64)
+    alphas = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+
+    def f(a: torch.Tensor) -> torch.Tensor:
+        return (cell(x, torch.softmax(a, -1), None, False) ** 2).mean()
+
+    def g(a: torch.Tensor) -> torch.Tensor:
+        return (_reference_cell(cell, x, torch.softmax(a, -1)) ** 2).mean()
+
+    h_ours = torch.autograd.functional.hessian(f, alphas)
+    h_ref = torch.autograd.functional.hessian(g, alphas)
+    torch.testing.assert_close(h_ours, h_ref)
+
+
+def test_final_net_mask_skips_only_zero_weighted_ops() -> None:
+    torch.manual_seed(2)
+    net = NB201SearchNet(4, 1, 10).eval()
+    genotype = NB201Genotype.from_string(
+        "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
+    )
+    x = torch.randn(8, 3, 16, 16)
+    with torch.no_grad():
+        full = net(x, one_hot(genotype), batch_stats=True)
+        masked = net(x, one_hot(genotype), mask=final_net_mask(genotype), batch_stats=True)
+    torch.testing.assert_close(masked, full)
+
+
+def test_evaluation_never_moves_running_statistics() -> None:
+    net = NB201SearchNet(4, 1, 10, bn_track_running_stats=True)
+    weights = torch.softmax(init_alphas(), -1)
+    net.train()
+    net(torch.randn(4, 3, 16, 16), weights)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.eval()
+    with torch.no_grad():
+        net(torch.randn(4, 3, 16, 16), weights, batch_stats=True)
+        net(torch.randn(4, 3, 16, 16), weights)
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, before[key], msg=key)
+
+
+def test_derive_genotype_with_and_without_none() -> None:
+    alphas = torch.zeros(6, 5)
+    alphas[:, 0] = 2.0  # none wins every edge
+    alphas[:, 3] = 1.0  # nor_conv_3x3 second
+    assert derive_genotype(alphas).ops == (0,) * 6
+    assert derive_genotype(alphas, include_none=False).ops == (3,) * 6
+    alphas[2] = torch.tensor([0.0, 0.0, 0.0, 0.0, 5.0])
+    assert derive_genotype(alphas).op_names[2] == "avg_pool_3x3"
+
+
+def test_init_alphas_scale_and_seed() -> None:
+    a = init_alphas(torch.Generator().manual_seed(0))
+    b = init_alphas(torch.Generator().manual_seed(0))
+    assert a.shape == (6, 5) and torch.equal(a, b)
+    assert 1e-4 < float(a.std()) < 1e-2
+
+
+def test_bad_sizes_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="channels >= 1"):
+        NB201SearchNet(0, 1, 10)
+
+
+@pytest.mark.data
+def test_standalone_parameter_counts_match_the_table(real_nb201) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    indices = [0, 15624, *rng.choice(15625, 40, replace=False).tolist()]
+    for dataset, classes in (("cifar10-valid", 10), ("cifar100", 100), ("ImageNet16-120", 120)):
+        values = real_nb201.query_many(indices, f"{dataset}/params@200")
+        for index, listed in zip(indices, values, strict=True):
+            net = NB201Network(NB201Genotype.from_index(index), 16, 5, classes)
+            assert count_parameters(net) == round(listed * 1e6), (dataset, index)
+
+
+def test_standalone_network_runs() -> None:
+    net = NB201Network(NB201Genotype.from_index(123), channels=4, cells_per_stage=1, num_classes=10)
+    assert net(torch.randn(2, 3, 16, 16)).shape == (2, 10)
