@@ -136,9 +136,9 @@ class _SearchProgress:
         )
         if self.live:
             self.bars.update(self.epoch_task, completed=info["epoch"], description=f"{info['genotype']}")
-            self.bars.console.print(line, highlight=False)
+            self.bars.console.print(line, highlight=False, markup=False)
         else:
-            err_console.print(line, highlight=False, soft_wrap=True)
+            err_console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 def _summary(result: Any, config: Any) -> None:
@@ -146,18 +146,22 @@ def _summary(result: Any, config: Any) -> None:
 
     rows = read_trajectory(result.path).to_pylist()
     if not rows:
-        console.print(f"{result.path}: no epochs recorded")
+        console.print(f"{result.path}: no epochs recorded", soft_wrap=True, markup=False)
         return
     last = rows[-1]
     column = _searched_test_column(config.dataset)
     resumed = f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""
     stopped = f"; stopped early: {result.stopped_early}" if result.stopped_early else ""
-    console.print(f"run {result.path}: {result.status}, {result.epochs_completed} epochs{resumed}{stopped}")
-    console.print(f"derived genotype  {last['genotype']}  (NB201 index {last['genotype_index']})")
-    console.print(
-        f"NB201 {config.dataset} test accuracy {last[column]:.2f}%, test regret {last['regret_test']:.2f} points"
-    )
+    lines = [
+        f"run {result.path}: {result.status}, {result.epochs_completed} epochs{resumed}{stopped}",
+        f"derived genotype  {last['genotype']}  (NB201 index {last['genotype_index']})",
+        f"NB201 {config.dataset} test accuracy {last[column]:.2f}%, test regret {last['regret_test']:.2f} points",
+    ]
+    for line in lines:
+        console.print(line, soft_wrap=True, markup=False)
 
 
 def _searched_test_column(dataset: str) -> str:
-    return {"cifar10": "nb201_cifar10_test", "cifar100": "nb201_cifar100_test"}.get(dataset, "nb201_imagenet16_120_test")
+    return {"cifar10": "nb201_cifar10_test", "cifar100": "nb201_cifar100_test"}.get(
+        dataset, "nb201_imagenet16_120_test"
+    )

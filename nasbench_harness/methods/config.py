@@ -133,7 +133,12 @@ def validate_config(values: dict[str, Any]) -> SearchConfig:
             if err["type"] == "extra_forbidden":
                 problems.append(f"{key}: unknown key{_known_keys(err['loc'])}")
             else:
-                problems.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+                message = err["msg"].removeprefix("Value error, ")
+                problems.append(
+                    f"{key}: {message}"
+                    if err["type"] == "value_error"
+                    else f"{key}: {message} (got {err.get('input')!r})"
+                )
         raise ConfigError("invalid search config: " + "; ".join(problems)) from None
 
 

@@ -65,7 +65,11 @@ def build_loaders(config: SearchConfig, data: SearchData, device: torch.device) 
     )
     eigen = BatchLoader(
         data.valid.take(picked[: config.tracking.eigen_batch_size]),
-        batch_size=config.tracking.eigen_batch_size, shuffle=False, augment=False, seed=0, **common,
+        batch_size=config.tracking.eigen_batch_size,
+        shuffle=False,
+        augment=False,
+        seed=0,
+        **common,
     )
     return Loaders(train, valid, evaluation, next(iter(eigen.epoch(0))))
 
@@ -188,7 +192,12 @@ class Search:
             if self.progress:
                 self.progress("step", {"epoch": epoch, "step": step + 1, "steps": steps, "loss": float(loss)})
         self.scheduler.step()
-        return {"train_loss": totals[0] / totals[3], "train_acc": 100.0 * totals[1] / totals[3], "lr": lr, "arch_lr": arch_lr}
+        return {
+            "train_loss": totals[0] / totals[3],
+            "train_acc": 100.0 * totals[1] / totals[3],
+            "lr": lr,
+            "arch_lr": arch_lr,
+        }
 
     def weight_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """SGD on the weights under the method's view of the architecture."""
@@ -200,9 +209,9 @@ class Search:
         loss, logits = s.loss(batch, weights, "weights")
         if not torch.isfinite(loss):
             raise TrainingError(
-                f"the weight-step loss became {float(loss)} in epoch {s.epoch}, step {s.step + 1}; the run stops "
-                "here and keeps the epochs already written. Lower the learning rate (--set optim.lr=...) or "
-                "enable gradient clipping (--set optim.grad_clip=5)"
+                f"the weight-step loss became {float(loss.detach())} in epoch {s.epoch}, step {s.step + 1}; "
+                "the run stops here and keeps the epochs already written. Lower the learning rate "
+                "(--set optim.lr=...) or enable gradient clipping (--set optim.grad_clip=5)"
             )
         loss.backward()
         if s.grad_clip:
@@ -260,7 +269,13 @@ class Search:
         alphas = self.state.alphas.detach().cpu()
         weights = self.state.mixing().detach().cpu()
         return [
-            {"epoch": epoch, "edge": f"{src}->{dst}", "op": op, "alpha": float(alphas[e, o]), "weight": float(weights[e, o])}
+            {
+                "epoch": epoch,
+                "edge": f"{src}->{dst}",
+                "op": op,
+                "alpha": float(alphas[e, o]),
+                "weight": float(weights[e, o]),
+            }
             for e, (src, dst) in enumerate(EDGES)
             for o, op in enumerate(OPS)
         ]

@@ -82,7 +82,9 @@ def run_search(
             resumed_from = search.restore(state.checkpoint)
         manifest = run_dir.read_manifest()
         if manifest["status"] == "finished":
-            return RunResult(run_dir.path, "finished", manifest["epochs_completed"], resumed_from, manifest.get("stopped_early"))
+            return RunResult(
+                run_dir.path, "finished", manifest["epochs_completed"], resumed_from, manifest.get("stopped_early")
+            )
         run_dir.set_status("running")
         run_dir.update_manifest(device=str(torch_device), resumed_at=[*manifest.get("resumed_at", []), utc_now()])
     else:

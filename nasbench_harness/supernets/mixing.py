@@ -29,8 +29,9 @@ class _WeightedSum(torch.autograd.Function):
                 out.addcmul_(x, w)
         ctx.n = n
         ctx.has_weight = tuple(w is not None for w in ws)
-        ctx.save_for_backward(*(x if w is not None else None for x, w in zip(xs, ws, strict=True)),
-                              *(w for w in ws if w is not None))
+        ctx.save_for_backward(
+            *(x if w is not None else None for x, w in zip(xs, ws, strict=True)), *(w for w in ws if w is not None)
+        )
         return out
 
     @staticmethod

@@ -79,12 +79,8 @@ class NB201SearchCell(nn.Module):
 
     def __init__(self, channels: int, track_running_stats: bool = False) -> None:
         super().__init__()
-        self.conv3 = nn.ModuleList(
-            _StackedConvBN(channels, len(out), 3, track_running_stats) for out in OUT_EDGES
-        )
-        self.conv1 = nn.ModuleList(
-            _StackedConvBN(channels, len(out), 1, track_running_stats) for out in OUT_EDGES
-        )
+        self.conv3 = nn.ModuleList(_StackedConvBN(channels, len(out), 3, track_running_stats) for out in OUT_EDGES)
+        self.conv1 = nn.ModuleList(_StackedConvBN(channels, len(out), 1, track_running_stats) for out in OUT_EDGES)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, mask: Mask | None, batch_stats: bool) -> torch.Tensor:
         incoming: list[list[Term]] = [[] for _ in range(NUM_NODES)]
@@ -98,9 +94,7 @@ class NB201SearchCell(nn.Module):
             y3 = self.conv3[src](relu_h, weights[out, CONV3], batch_stats) if need3 else None
             y1 = self.conv1[src](relu_h, weights[out, CONV1], batch_stats) if need1 else None
             pooled = (
-                F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False)
-                if any(u[POOL] for u in uses)
-                else None
+                F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False) if any(u[POOL] for u in uses) else None
             )
             for k, e in enumerate(out):
                 terms, use = incoming[EDGES[e][1]], uses[k]
@@ -117,8 +111,6 @@ class NB201SearchCell(nn.Module):
 
 
 _ALL = (False, True, True, True, True)  # every op but `none`, which is never computed
-
-
 
 
 class NB201SearchNet(nn.Module):

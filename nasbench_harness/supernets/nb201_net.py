@@ -43,11 +43,7 @@ class NB201Cell(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
         for target in range(1, NUM_NODES):
-            terms = [
-                self.ops[e](nodes[src])
-                for e, (src, dst) in enumerate(EDGES)
-                if dst == target and self.active[e]
-            ]
+            terms = [self.ops[e](nodes[src]) for e, (src, dst) in enumerate(EDGES) if dst == target and self.active[e]]
             total = terms[0] if terms else torch.zeros_like(x)
             for term in terms[1:]:
                 total = total + term

@@ -29,9 +29,7 @@ class ResNetBasicBlock(nn.Module):
         super().__init__()
         self.conv_a = ReLUConvBN(c_in, c_out, 3, stride)
         self.conv_b = ReLUConvBN(c_out, c_out, 3, 1)
-        self.downsample = nn.Sequential(
-            nn.AvgPool2d(kernel_size=2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False)
-        )
+        self.downsample = nn.Sequential(nn.AvgPool2d(kernel_size=2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_b(self.conv_a(x)) + self.downsample(x)

@@ -34,8 +34,7 @@ def alpha_hessian(loss_fn: Callable[[torch.Tensor], torch.Tensor], alphas: torch
     (grad,) = torch.autograd.grad(loss_fn(a), [a], create_graph=True)
     flat = grad.reshape(-1)
     rows = [
-        torch.autograd.grad(flat[i], [a], retain_graph=i < flat.numel() - 1)[0].reshape(-1)
-        for i in range(flat.numel())
+        torch.autograd.grad(flat[i], [a], retain_graph=i < flat.numel() - 1)[0].reshape(-1) for i in range(flat.numel())
     ]
     hessian = torch.stack(rows).detach().double()
     return (hessian + hessian.T) / 2

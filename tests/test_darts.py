@@ -1,0 +1,97 @@
+"""DARTS's finite-difference Hessian-vector product and the Hessian eigenvalue, against autograd."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from nasbench_harness.methods.components.hessian import alpha_hessian, dominant_eigenvalue, power_iteration
+from nasbench_harness.methods.darts import finite_difference_hvp
+from nasbench_harness.supernets.nb201 import NB201SearchNet
+
+
+def _tiny_problem() -> tuple[NB201SearchNet, torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    net = NB201SearchNet(3, 1, 4).double()
+    x = torch.randn(8, 3, 8, 8, dtype=torch.float64)
+    y = torch.randint(0, 4, (8,))
+    alphas = (0.5 * torch.randn(6, 5, dtype=torch.float64)).requires_grad_(True)
+    return net, x, y, alphas
+
+
+def test_finite_difference_hvp_matches_autograd_mixed_derivative() -> None:
+    """On a smooth loss; on the ReLU supernet a finite difference of gradients jumps at every kink crossed."""
+    torch.manual_seed(0)
+    weights = [torch.randn(7, 30, dtype=torch.float64), torch.randn(7, dtype=torch.float64)]
+    alphas = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+
+    def loss() -> torch.Tensor:
+        hidden = torch.tanh(weights[0] @ torch.softmax(alphas, -1).reshape(-1) + weights[1])
+        return (hidden**2).sum() + (weights[1] * hidden).sum()
+
+    for p in weights:
+        p.requires_grad_(True)
+    vector = [torch.randn_like(p) for p in weights]
+    grads_w = torch.autograd.grad(loss(), weights, create_graph=True)
+    inner = sum((g * v).sum() for g, v in zip(grads_w, vector, strict=True))
+    (exact,) = torch.autograd.grad(inner, [alphas])
+    before = [p.detach().clone() for p in weights]
+    approx = finite_difference_hvp(loss, weights, alphas, vector)
+    rel = float((approx - exact).norm() / exact.norm())
+    assert rel < 1e-4, rel
+    for p, b in zip(weights, before, strict=True):  # weights restored
+        torch.testing.assert_close(p.detach(), b)
+
+
+def test_finite_difference_hvp_on_the_supernet_head() -> None:
+    """Perturbing only the (smooth) classifier weights, the supernet's product matches autograd too."""
+    net, x, y, alphas = _tiny_problem()
+    params = list(net.head.classifier.parameters())
+
+    def loss() -> torch.Tensor:
+        return F.cross_entropy(net(x, torch.softmax(alphas, -1)), y)
+
+    vector = [torch.randn_like(p) for p in params]
+    grads_w = torch.autograd.grad(loss(), params, create_graph=True)
+    inner = sum((g * v).sum() for g, v in zip(grads_w, vector, strict=True))
+    (exact,) = torch.autograd.grad(inner, [alphas])
+    approx = finite_difference_hvp(loss, params, alphas, vector)
+    assert float((approx - exact).norm() / exact.norm()) < 1e-4
+
+
+def test_finite_difference_hvp_of_zero_vector_is_zero() -> None:
+    net, x, y, alphas = _tiny_problem()
+    params = list(net.parameters())
+    out = finite_difference_hvp(
+        lambda: F.cross_entropy(net(x, torch.softmax(alphas, -1)), y),
+        params,
+        alphas,
+        [torch.zeros_like(p) for p in params],
+    )
+    assert torch.count_nonzero(out) == 0
+
+
+def test_alpha_hessian_of_a_quadratic() -> None:
+    a_matrix = torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    hessian = alpha_hessian(lambda a: 0.5 * a @ a_matrix @ a, torch.zeros(2, dtype=torch.float64))
+    torch.testing.assert_close(hessian, a_matrix)
+
+
+def test_exact_eigenvalue_matches_eigvalsh_of_the_supernet_hessian() -> None:
+    net, x, y, alphas = _tiny_problem()
+
+    def loss(a: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(net(x, torch.softmax(a, -1)), y)
+
+    full = torch.autograd.functional.hessian(loss, alphas.detach()).reshape(30, 30)
+    eig = dominant_eigenvalue(loss, alphas)
+    assert eig.method == "exact"
+    assert abs(eig.value - float(torch.linalg.eigvalsh((full + full.T) / 2)[-1])) < 1e-8
+
+
+def test_power_iteration_finds_the_dominant_eigenvalue() -> None:
+    torch.manual_seed(3)
+    q, _ = torch.linalg.qr(torch.randn(50, 50, dtype=torch.float64))
+    values = torch.linspace(-1.0, 4.0, 50, dtype=torch.float64)
+    matrix = q @ torch.diag(values) @ q.T
+    assert abs(power_iteration(lambda v: matrix @ v, 50, iters=500, tol=1e-10) - 4.0) < 1e-3

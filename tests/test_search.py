@@ -1,0 +1,208 @@
+"""The search loop end to end on a tiny synthetic set: trajectory columns, resume equality,
+a diverging loss, and bad configs. Scoring uses the real NB201 table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from nasbench_harness.data import synthetic_search_data
+from nasbench_harness.errors import ConfigError, RunDirError, TrainingError
+from nasbench_harness.methods import registry
+from nasbench_harness.methods.base import Component, Method
+from nasbench_harness.methods.config import build_config, parse_overrides
+from nasbench_harness.methods.darts import FirstOrderStep
+from nasbench_harness.methods.run import run_search
+from nasbench_harness.tracking import read_alphas, read_trajectory
+
+pytestmark = pytest.mark.data
+
+TINY = {
+    "model": {"channels": 4, "cells_per_stage": 1},
+    "batch_size": 16,
+    "tracking": {"eigen_every": 1, "eigen_batch_size": 8},
+    "threads": 1,
+}
+TIME_COLUMNS = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
+
+
+def _config(epochs: int = 2, **extra: Any) -> Any:
+    return build_config("cpu", {**TINY, "epochs": epochs, **extra})
+
+
+def _data() -> Any:
+    return synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
+
+
+def _run(tmp_path: Path, real_nb201: Any, config: Any, name: str = "run", **kwargs: Any) -> Any:
+    return run_search(config, tmp_path / name, device="cpu", data=_data(), bench=real_nb201, **kwargs)
+
+
+def test_two_epoch_search_fills_every_column(tmp_path: Path, real_nb201: Any) -> None:
+    result = _run(tmp_path, real_nb201, _config())
+    assert result.status == "finished" and result.epochs_completed == 2
+    table = read_trajectory(result.path)
+    rows = table.to_pylist()
+    assert [r["epoch"] for r in rows] == [1, 2]
+    expected = {
+        "train_loss",
+        "train_acc",
+        "valid_loss",
+        "valid_acc",
+        "final_valid_acc",
+        "gap",
+        "genotype",
+        "genotype_index",
+        "n_skip_connect",
+        "n_none",
+        "n_parameter_free",
+        "nb201_cifar10_valid",
+        "nb201_cifar10_test",
+        "nb201_cifar100_valid",
+        "nb201_cifar100_test",
+        "nb201_imagenet16_120_valid",
+        "nb201_imagenet16_120_test",
+        "regret_valid",
+        "regret_test",
+        "eigenvalue",
+        "lr",
+        "arch_lr",
+        *TIME_COLUMNS,
+    }
+    assert expected <= set(table.column_names)
+    for row in rows:
+        for column in expected:
+            assert row[column] is not None, column
+        assert row["gap"] == pytest.approx(row["valid_acc"] - row["final_valid_acc"])
+        assert real_nb201.query(row["genotype"], "cifar10/ori-test/accuracy@200") == row["nb201_cifar10_test"]
+        assert row["regret_test"] >= 0
+    assert rows[1]["lr"] < rows[0]["lr"]  # cosine schedule
+    alphas = read_alphas(result.path).to_pylist()
+    assert len(alphas) == 2 * 30
+    assert sum(r["weight"] for r in alphas if r["epoch"] == 2 and r["edge"] == "0->1") == pytest.approx(1.0)
+    manifest = (result.path / "manifest.json").read_text()
+    assert '"status": "finished"' in manifest and '"split_seed"' in manifest
+
+
+def _strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in rows]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, real_nb201: Any) -> None:
+    config = _config(epochs=3, method_options={"order": 2})
+    whole = _run(tmp_path, real_nb201, config, "whole")
+
+    def stop_after_two(kind: str, info: dict[str, Any]) -> None:
+        if kind == "epoch" and info["epoch"] == 2:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        _run(tmp_path, real_nb201, config, "split", progress=stop_after_two)
+    assert len(read_trajectory(tmp_path / "split").to_pylist()) == 2
+    resumed = _run(tmp_path, real_nb201, config, "split")
+    assert resumed.resumed_from == 2 and resumed.epochs_completed == 3
+    assert _strip(read_trajectory(whole.path).to_pylist()) == _strip(read_trajectory(resumed.path).to_pylist())
+    assert read_alphas(whole.path).to_pylist() == read_alphas(resumed.path).to_pylist()
+    a = torch.load(whole.path / "checkpoint.pt", weights_only=False)["net"]
+    b = torch.load(resumed.path / "checkpoint.pt", weights_only=False)["net"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_rerunning_a_finished_run_does_nothing(tmp_path: Path, real_nb201: Any) -> None:
+    first = _run(tmp_path, real_nb201, _config(epochs=1))
+    stamp = (first.path / "trajectory.parquet").stat().st_mtime_ns
+    again = _run(tmp_path, real_nb201, _config(epochs=1))
+    assert again.status == "finished" and (first.path / "trajectory.parquet").stat().st_mtime_ns == stamp
+
+
+def test_a_different_config_in_the_same_directory_is_refused(tmp_path: Path, real_nb201: Any) -> None:
+    _run(tmp_path, real_nb201, _config(epochs=1))
+    with pytest.raises(RunDirError, match=r"optim\.lr \(0\.025 vs 0\.05\)"):
+        _run(tmp_path, real_nb201, _config(epochs=1, optim={"lr": 0.05}))
+    with pytest.raises(RunDirError, match="--resume"):
+        _run(tmp_path, real_nb201, _config(epochs=1), resume=False)
+
+
+class _NaNInEpochTwo(Component):
+    def extra_loss(self, state: Any, phase: str, weights: torch.Tensor) -> torch.Tensor | None:
+        return torch.tensor(float("nan")) if state.epoch == 2 and phase == "weights" else None
+
+
+def test_a_nan_loss_fails_the_run_and_keeps_the_finished_epochs(
+    tmp_path: Path, real_nb201: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nasbench_harness.methods.registry as reg
+
+    monkeypatch.setitem(reg.METHODS, "nan-test", f"{__name__}:_nan_method")
+    with pytest.raises(TrainingError, match="epoch 2, step 1"):
+        _run(tmp_path, real_nb201, _config(epochs=3, method="nan-test"))
+    import json
+
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "nan" in manifest["error"].lower()
+    assert [r["epoch"] for r in read_trajectory(tmp_path / "run").to_pylist()] == [1]
+
+
+def _nan_method(options: dict[str, Any]) -> Method:
+    return Method("nan-test", FirstOrderStep(), [_NaNInEpochTwo()])
+
+
+def test_unknown_method_preset_and_options() -> None:
+    with pytest.raises(ConfigError, match="registered methods: darts"):
+        registry.make_method("dartz")
+    with pytest.raises(ConfigError, match="unknown preset 'gpu'"):
+        build_config("gpu")
+    with pytest.raises(ConfigError, match="order"):
+        registry.make_method("darts", {"order": 3})
+    with pytest.raises(ConfigError, match="DARTS takes: order"):
+        registry.make_method("darts", {"unrolled": True})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optim.lrr=0.1"], r"optim\.lrr: unknown key; known keys here: lr, lr_min"),
+        (["epochs=zero"], "epochs: Input should be a valid integer"),
+        (["epochs=0"], "epochs: Input should be greater than or equal to 1"),
+        (["dataset=mnist"], "dataset: unknown data set 'mnist'; expected one of cifar10"),
+        (["space=darts"], "space: Input should be 'nb201'"),
+    ],
+)
+def test_bad_overrides_name_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_config("cpu", parse_overrides(overrides))
+
+
+@pytest.mark.parametrize("item", ["epochs", "=3", "optim..lr=1"])
+def test_malformed_override_syntax(item: str) -> None:
+    with pytest.raises(ConfigError, match="write key=value"):
+        parse_overrides([item])
+
+
+def test_override_values_parse() -> None:
+    assert parse_overrides(["optim.lr=0.05", "data.train_size=none", "model.channels_last=false", "method=darts"]) == {
+        "optim": {"lr": 0.05},
+        "data": {"train_size": None},
+        "model": {"channels_last": False},
+        "method": "darts",
+    }
+
+
+def test_presets_differ_where_documented() -> None:
+    paper, cpu = build_config("paper"), build_config("cpu")
+    assert (paper.model.channels, paper.model.cells_per_stage, paper.epochs, paper.batch_size) == (16, 5, 50, 64)
+    assert paper.data.train_size is None and cpu.data.train_size is not None
+    assert (paper.optim.lr, paper.optim.lr_min, paper.arch_optim.lr, paper.arch_optim.betas) == (
+        0.025,
+        0.001,
+        3e-4,
+        (0.5, 0.999),
+    )
