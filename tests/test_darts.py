@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from nasbench_harness.methods.components.hessian import alpha_hessian, dominant_eigenvalue, power_iteration
+from nasbench_harness.methods.components.hessian import (
+    alpha_hessian,
+    dominant_eigenvalue,
+    power_iteration,
+    softmax_basis,
+)
 from nasbench_harness.methods.darts import finite_difference_hvp
 from nasbench_harness.supernets.nb201 import NB201SearchNet
 
@@ -95,3 +101,21 @@ def test_power_iteration_finds_the_dominant_eigenvalue() -> None:
     values = torch.linspace(-1.0, 4.0, 50, dtype=torch.float64)
     matrix = q @ torch.diag(values) @ q.T
     assert abs(power_iteration(lambda v: matrix @ v, 50, iters=500, tol=1e-10) - 4.0) < 1e-3
+
+
+def test_softmax_basis_gives_the_same_dominant_eigenvalue_with_fewer_products() -> None:
+    net, x, y, alphas = _tiny_problem()
+
+    def loss(a: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(net(x, torch.softmax(a, -1)), y)
+
+    basis = softmax_basis(6, 5)
+    assert basis.shape == (30, 24)
+    torch.testing.assert_close(basis.T @ basis, torch.eye(24, dtype=torch.float64))
+    assert float((basis.T @ torch.ones(30, dtype=torch.float64)).abs().max()) < 1e-12
+    full = dominant_eigenvalue(loss, alphas)
+    reduced = dominant_eigenvalue(loss, alphas, softmax_rows=True)
+    assert reduced.value == pytest.approx(full.value, rel=1e-8, abs=1e-10)
+    # the left-out eigenvalues are zero: the full spectrum is the reduced one plus six zeros
+    spectrum = torch.linalg.eigvalsh(alpha_hessian(loss, alphas))
+    assert int((spectrum.abs() < 1e-8).sum()) >= 6

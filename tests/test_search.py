@@ -206,3 +206,10 @@ def test_presets_differ_where_documented() -> None:
         3e-4,
         (0.5, 0.999),
     )
+
+
+def test_every_registered_method_is_described_and_builds() -> None:
+    assert set(registry.METHOD_HELP) == set(registry.METHODS)
+    for name in registry.METHODS:
+        method = registry.make_method(name)
+        assert method.arch_step is not None and method.derive(torch.zeros(6, 5)).index >= 0

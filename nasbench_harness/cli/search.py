@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from nasbench_harness.cli.common import CacheDirOption, DataDirOption, console, err_console
+from nasbench_harness.methods.registry import METHOD_HELP
 
-_METHODS_HELP = "darts (first order), darts-2nd (second order)"
+_METHODS_HELP = "; ".join(f"{name}: {text}" for name, text in METHOD_HELP.items())
 
 
 def search(
@@ -22,7 +23,8 @@ def search(
         typer.Option(
             "--preset",
             help="paper: NB201's setting (C=16, N=5, full data, 50 epochs; GPU hours). "
-            "cpu: C=8, N=1, 1,024/1,024 images at 16x16 (minutes on 2 cores). Default: paper on CUDA, else cpu.",
+            "cpu: C=8, N=1, 5,000/5,000 images at 16x16 (about 5 minutes on 2 cores). "
+            "Default: paper on CUDA, else cpu.",
             show_default=False,
         ),
     ] = None,

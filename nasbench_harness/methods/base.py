@@ -113,6 +113,8 @@ class Method:
     components: Sequence[Component] = field(default_factory=list)
     mixing: Callable[[torch.Tensor], torch.Tensor] = field(default=lambda alphas: torch.softmax(alphas, dim=-1))
     include_none: bool = True
+    softmax_mixing: bool = True
+    """``mixing`` is a softmax over each edge's alphas (lets the Hessian skip flat directions)."""
 
     @property
     def all_components(self) -> list[Component]:

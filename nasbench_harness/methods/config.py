@@ -101,15 +101,14 @@ class SearchConfig(_Strict):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
+    # Calibrated on 2 CPU cores: an epoch of first-order DARTS takes about 5 s, so 50 epochs take
+    # about 5 minutes, and tracking (both evaluations every epoch, the Hessian every 5) stays
+    # under 10% of the epoch; see benchmarks/perf/nb201_search.py.
     "cpu": {
         "model": {"channels": 8, "cells_per_stage": 1},
-        "data": {"train_size": 1024, "valid_size": 1024, "image_size": 16},
-        "tracking": {"final_eval_images": 512},
+        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
+        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
     },
-}
-PRESET_HELP = {
-    "paper": "NB201 paper: C=16, N=5, full 32x32 splits, batch 64, 50 epochs (GPU hours)",
-    "cpu": "C=8, N=1, 1,024 train / 1,024 valid images at 16x16, batch 64 (minutes on 2 cores)",
 }
 
 

@@ -87,6 +87,26 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def build_state(
+    config: SearchConfig, method: Method, num_classes: int, device: torch.device
+) -> tuple[SearchState, torch.optim.lr_scheduler.LRScheduler]:
+    """Network, alphas, optimisers and the cosine schedule of ``config``, seeded by ``config.seed``."""
+    torch.manual_seed(config.seed)
+    m = config.model
+    net = NB201SearchNet(m.channels, m.cells_per_stage, num_classes, m.bn_track_running_stats).to(device)
+    if m.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    generator = torch.Generator().manual_seed(config.seed)
+    alphas = torch.nn.Parameter(init_alphas(generator, config.arch_optim.init_scale).to(device))
+    o, a = config.optim, config.arch_optim
+    w_optim = torch.optim.SGD(
+        net.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
+    )
+    a_optim = torch.optim.Adam([alphas], lr=a.lr, betas=a.betas, weight_decay=a.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optim, T_max=config.epochs, eta_min=o.lr_min)
+    return SearchState(net, alphas, w_optim, a_optim, o.grad_clip, method), scheduler
+
+
 class Search:
     """One search run in ``run_dir`` (see :func:`run_search`)."""
 
@@ -102,21 +122,7 @@ class Search:
     ) -> None:
         self.config, self.data, self.bench, self.run_dir = config, data, bench, run_dir
         self.device, self.progress = device, progress
-        torch.manual_seed(config.seed)
-        net = NB201SearchNet(
-            config.model.channels, config.model.cells_per_stage, data.num_classes, config.model.bn_track_running_stats
-        ).to(device)
-        if config.model.channels_last:
-            net = net.to(memory_format=torch.channels_last)
-        generator = torch.Generator().manual_seed(config.seed)
-        alphas = torch.nn.Parameter(init_alphas(generator, config.arch_optim.init_scale).to(device))
-        o, a = config.optim, config.arch_optim
-        w_optim = torch.optim.SGD(
-            net.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
-        )
-        a_optim = torch.optim.Adam([alphas], lr=a.lr, betas=a.betas, weight_decay=a.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optim, T_max=config.epochs, eta_min=o.lr_min)
-        self.state = SearchState(net, alphas, w_optim, a_optim, o.grad_clip, method)
+        self.state, self.scheduler = build_state(config, method, data.num_classes, device)
         self.loaders = build_loaders(config, data, device)
         self.wall_time = 0.0
         for component in method.all_components:
@@ -201,23 +207,7 @@ class Search:
 
     def weight_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """SGD on the weights under the method's view of the architecture."""
-        s = self.state
-        weights = s.mixing().detach()
-        for component in s.method.all_components:
-            weights = component.weight_step_weights(s, weights)
-        s.w_optim.zero_grad(set_to_none=True)
-        loss, logits = s.loss(batch, weights, "weights")
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"the weight-step loss became {float(loss.detach())} in epoch {s.epoch}, step {s.step + 1}; "
-                "the run stops here and keeps the epochs already written. Lower the learning rate "
-                "(--set optim.lr=...) or enable gradient clipping (--set optim.grad_clip=5)"
-            )
-        loss.backward()
-        if s.grad_clip:
-            torch.nn.utils.clip_grad_norm_(s.net.parameters(), s.grad_clip)
-        s.w_optim.step()
-        return loss.detach(), logits.detach()
+        return weight_step(self.state, batch)
 
     def track(self, epoch: int) -> dict[str, Any]:
         """End-of-epoch measurements: supernet vs final net, genotype, ground truth, eigenvalue."""
@@ -261,7 +251,9 @@ class Search:
         s = self.state
         x, y = self.loaders.eigen_batch
         with frozen_bn_stats(s.net):
-            eig = dominant_eigenvalue(lambda a: F.cross_entropy(s.net(x, s.mixing(a)), y), s.alphas)
+            eig = dominant_eigenvalue(
+                lambda a: F.cross_entropy(s.net(x, s.mixing(a)), y), s.alphas, softmax_rows=s.method.softmax_mixing
+            )
         return eig.value
 
     def alpha_rows(self, epoch: int) -> list[dict[str, Any]]:
@@ -279,3 +271,23 @@ class Search:
             for e, (src, dst) in enumerate(EDGES)
             for o, op in enumerate(OPS)
         ]
+
+
+def weight_step(state: SearchState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step of the weights under the method's view of the architecture; (loss, logits), detached."""
+    weights = state.mixing().detach()
+    for component in state.method.all_components:
+        weights = component.weight_step_weights(state, weights)
+    state.w_optim.zero_grad(set_to_none=True)
+    loss, logits = state.loss(batch, weights, "weights")
+    if not torch.isfinite(loss):
+        raise TrainingError(
+            f"the weight-step loss became {float(loss.detach())} in epoch {state.epoch}, step {state.step + 1}; "
+            "the run stops here and keeps the epochs already written. Lower the learning rate "
+            "(--set optim.lr=...) or enable gradient clipping (--set optim.grad_clip=5)"
+        )
+    loss.backward()
+    if state.grad_clip:
+        torch.nn.utils.clip_grad_norm_(state.net.parameters(), state.grad_clip)
+    state.w_optim.step()
+    return loss.detach(), logits.detach()

@@ -28,16 +28,38 @@ class Eigen:
     method: str  # "exact" | "power"
 
 
-def alpha_hessian(loss_fn: Callable[[torch.Tensor], torch.Tensor], alphas: torch.Tensor) -> torch.Tensor:
-    """The exact Hessian d^2 loss / d alpha^2, (n, n) for n = alphas.numel(), symmetrised."""
+def alpha_hessian(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor], alphas: torch.Tensor, basis: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The exact Hessian d^2 loss / d alpha^2, symmetrised, in float64.
+
+    Without ``basis``: (n, n) for n = alphas.numel(), one Hessian-vector product per alpha.
+    With an orthonormal ``basis`` (n, k): the (k, k) matrix B^T H B, from k products.
+    """
     a = alphas.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(loss_fn(a), [a], create_graph=True)
-    flat = grad.reshape(-1)
+    n = grad.numel()
+    directions = torch.eye(n, dtype=grad.dtype, device=grad.device) if basis is None else basis.to(grad).T
     rows = [
-        torch.autograd.grad(flat[i], [a], retain_graph=i < flat.numel() - 1)[0].reshape(-1) for i in range(flat.numel())
+        torch.autograd.grad(grad, [a], grad_outputs=d.reshape(grad.shape), retain_graph=i < len(directions) - 1)[0]
+        for i, d in enumerate(directions)
     ]
-    hessian = torch.stack(rows).detach().double()
+    products = torch.stack([r.reshape(-1) for r in rows]).double()  # row i = H d_i
+    hessian = products if basis is None else products @ basis.double().to(products.device)
     return (hessian + hessian.T) / 2
+
+
+def softmax_basis(rows: int, ops: int) -> torch.Tensor:
+    """Orthonormal basis (rows*ops, rows*(ops-1)) of the alphas that change a row-wise softmax.
+
+    Adding a constant to one row of alphas leaves its softmax unchanged, so a loss of
+    softmax(alphas) has zero curvature along those ``rows`` directions; the Hessian's other
+    eigenvalues live in this complement, which takes ``ops - 1`` products per row instead of ``ops``.
+    """
+    ones = torch.ones(ops, 1, dtype=torch.float64) / ops**0.5
+    q, _ = torch.linalg.qr(torch.cat([ones, torch.eye(ops, dtype=torch.float64)[:, : ops - 1]], dim=1))
+    block = q[:, 1:]  # (ops, ops-1), orthogonal to the all-ones direction
+    return torch.block_diag(*[block] * rows)
 
 
 def power_iteration(
@@ -61,11 +83,19 @@ def power_iteration(
     return value
 
 
-def dominant_eigenvalue(loss_fn: Callable[[torch.Tensor], torch.Tensor], alphas: torch.Tensor) -> Eigen:
-    """The dominant eigenvalue of the loss Hessian in the alphas (exact when small)."""
+def dominant_eigenvalue(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor], alphas: torch.Tensor, softmax_rows: bool = False
+) -> Eigen:
+    """The dominant eigenvalue of the loss Hessian in the alphas (exact when small).
+
+    ``softmax_rows``: the loss sees the alphas only through a softmax over their last dimension,
+    so the Hessian is built in :func:`softmax_basis` (the eigenvalues left out are exactly 0).
+    """
     if alphas.numel() <= EXACT_LIMIT:
-        values = torch.linalg.eigvalsh(alpha_hessian(loss_fn, alphas))
-        return Eigen(float(values[-1]), "exact")
+        basis = softmax_basis(alphas.numel() // alphas.shape[-1], alphas.shape[-1]) if softmax_rows else None
+        values = torch.linalg.eigvalsh(alpha_hessian(loss_fn, alphas, basis))
+        top = float(values[-1])
+        return Eigen(max(top, 0.0) if softmax_rows else top, "exact")
     a = alphas.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(loss_fn(a), [a], create_graph=True)
 
