@@ -13,9 +13,8 @@ from epoch k continues exactly as the uninterrupted run would (on the same devic
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,12 +58,17 @@ def build_loaders(config: SearchConfig, data: SearchData, device: torch.device) 
         data.valid, batch_size=config.batch_size, shuffle=True, augment=False, seed=config.seed + 1, **common
     )
     n_eval = min(config.tracking.final_eval_images or len(data.valid), len(data.valid))
-    picked = np.sort(np.random.default_rng(config.seed).permutation(len(data.valid))[:n_eval])
+    order = np.random.default_rng(config.seed).permutation(len(data.valid))
     evaluation = BatchLoader(
-        data.valid.take(picked), batch_size=max(config.batch_size, 128), shuffle=False, augment=False, seed=0, **common
+        data.valid.take(np.sort(order[:n_eval])),
+        batch_size=max(config.batch_size, 128),
+        shuffle=False,
+        augment=False,
+        seed=0,
+        **common,
     )
     eigen = BatchLoader(
-        data.valid.take(picked[: config.tracking.eigen_batch_size]),
+        data.valid.take(np.sort(order[: config.tracking.eigen_batch_size])),
         batch_size=config.tracking.eigen_batch_size,
         shuffle=False,
         augment=False,
@@ -186,21 +190,21 @@ class Search:
         s.epoch = epoch
         s.net.train()
         lr, arch_lr = s.weight_lr, float(s.a_optim.param_groups[0]["lr"])
-        valid_batches = itertools.cycle(list(self.loaders.valid.epoch(epoch)))
-        totals = np.zeros(4)  # train loss sum, train correct, arch-valid loss sum, images
+        valid_batches = _repeat(self.loaders.valid, epoch)
+        totals = np.zeros(3)  # train loss sum, correct predictions, images
         steps = len(self.loaders.train)
         for step, train in enumerate(self.loaders.train.epoch(epoch)):
             s.step = step
             s.method.arch_step.step(s, train, next(valid_batches))
             loss, logits = self.weight_step(train)
             n = train[1].numel()
-            totals += (float(loss) * n, float((logits.argmax(1) == train[1]).sum()), 0.0, n)
+            totals += (float(loss) * n, float((logits.argmax(1) == train[1]).sum()), n)
             if self.progress:
                 self.progress("step", {"epoch": epoch, "step": step + 1, "steps": steps, "loss": float(loss)})
         self.scheduler.step()
         return {
-            "train_loss": totals[0] / totals[3],
-            "train_acc": 100.0 * totals[1] / totals[3],
+            "train_loss": totals[0] / totals[2],
+            "train_acc": 100.0 * totals[1] / totals[2],
             "lr": lr,
             "arch_lr": arch_lr,
         }
@@ -291,3 +295,9 @@ def weight_step(state: SearchState, batch: Batch) -> tuple[torch.Tensor, torch.T
         torch.nn.utils.clip_grad_norm_(state.net.parameters(), state.grad_clip)
     state.w_optim.step()
     return loss.detach(), logits.detach()
+
+
+def _repeat(loader: BatchLoader, epoch: int) -> Iterator[Batch]:
+    """Epoch ``epoch`` of ``loader`` over and over (search-valid may have fewer batches than search-train)."""
+    while True:
+        yield from loader.epoch(epoch)
