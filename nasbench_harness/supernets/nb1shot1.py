@@ -1,0 +1,237 @@
+"""The NAS-Bench-1Shot1 one-shot model for search spaces 1, 2 and 3.
+
+Follows the authors' DARTS model (``automl/nasbench-1shot1``, ``optimizers/darts/model_search.py``):
+
+- A cell has B choice blocks (4 in spaces 1 and 2, 5 in space 3). Block i sums a 1x1
+  conv-BN-ReLU projection of the cell input and the outputs of blocks before it, weighted by
+  its input weights (fixed parents, unweighted, for node 1 and, in space 1, node 2), then
+  applies a mixed op over NB101's {conv3x3-bn-relu, conv1x1-bn-relu, maxpool3x3}.
+- The cell output concatenates the output-weighted block outputs and adds the weighted
+  projection of the cell input (C*B channels).
+- Macro: 3x3 conv-BN-ReLU stem to C channels; ``num_cells`` cells in 3 stacks with 2x2
+  max-pool (padding 1, as the authors) and channel doubling before stacks 2 and 3; ReLU, 1x1
+  conv, BN; global average pooling; linear.
+
+Architecture weights come as one flat vector (``forward(x, weights)``), laid out by
+:class:`Layout`: the ops of every block (B x 3, ops in :data:`nasbench_harness.spaces.nb101.OPS`
+order), the output weights (B + 1: cell input, block 1..B), then the input weights of each
+block with a choice (node n: n values over nodes 0..n-1). Each group is a softmax in DARTS.
+
+Arranged for speed, with the same function: the B + 1 input projections run as one 1x1
+convolution (BN is per channel), and the op weights of the convolutions fold into BN's affine
+parameters (``w * relu(bn(y)) = relu(w * bn(y))`` for the non-negative weights every method
+passes). BN momentum is PyTorch's 0.1; the authors pass TensorFlow's 0.997 as PyTorch momentum,
+which makes their running statistics nearly the last batch's (training is unaffected).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasbench_harness.errors import ConfigError
+from nasbench_harness.spaces.nb1shot1 import SearchSpace, get_space
+from nasbench_harness.spaces.nb101 import CONV1X1, CONV3X3, MAXPOOL3X3, OPS
+from nasbench_harness.supernets.mixing import Term, weighted_sum
+
+CONV3, CONV1, POOL = OPS.index(CONV3X3), OPS.index(CONV1X1), OPS.index(MAXPOOL3X3)
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each group of architecture weights sits in the flat vector of a space."""
+
+    space: SearchSpace
+
+    @property
+    def blocks(self) -> int:
+        """Choice blocks B."""
+        return self.space.num_choice_blocks
+
+    @cached_property
+    def choice_nodes(self) -> tuple[int, ...]:
+        """Nodes (1..B) that choose their parents: more candidate inputs than parents."""
+        return tuple(n for n in range(1, self.blocks + 1) if n > self.space.num_parents[n - 1])
+
+    @cached_property
+    def groups(self) -> tuple[tuple[str, int, int], ...]:
+        """(name, start, length) of every softmax group, in vector order."""
+        out: list[tuple[str, int, int]] = []
+        start = 0
+        for b in range(1, self.blocks + 1):
+            out.append((f"ops{b}", start, len(OPS)))
+            start += len(OPS)
+        out.append(("output", start, self.blocks + 1))
+        start += self.blocks + 1
+        for n in self.choice_nodes:
+            out.append((f"inputs{n}", start, n))
+            start += n
+        return tuple(out)
+
+    @property
+    def size(self) -> int:
+        """Length of the flat vector."""
+        _, start, length = self.groups[-1]
+        return start + length
+
+    @property
+    def group_sizes(self) -> tuple[int, ...]:
+        """Lengths of the groups, in order."""
+        return tuple(length for _, _, length in self.groups)
+
+    def split(self, flat: torch.Tensor) -> Weights:
+        """Views of ``flat`` as ops (B, 3), output (B+1,) and per-node input weights (None: fixed)."""
+        if tuple(flat.shape) != (self.size,):
+            raise ConfigError(
+                f"NB-1Shot1 space {self.space.number} takes {self.size} architecture weights "
+                f"(groups {', '.join(f'{n}:{length}' for n, _, length in self.groups)}), got shape {tuple(flat.shape)}"
+            )
+        n_ops = self.blocks * len(OPS)
+        ops = flat[:n_ops].view(self.blocks, len(OPS))
+        output = flat[n_ops : n_ops + self.blocks + 1]
+        by_node = {int(name[6:]): flat[s : s + length] for name, s, length in self.groups if name.startswith("inputs")}
+        return Weights(ops, output, tuple(by_node.get(n) for n in range(1, self.blocks + 1)))
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Structured architecture weights; ``inputs[i]`` belongs to node i+1 (None: fixed parents)."""
+
+    ops: torch.Tensor
+    output: torch.Tensor
+    inputs: tuple[torch.Tensor | None, ...]
+
+
+@dataclass(frozen=True)
+class Mask:
+    """Which ops, inputs and outputs a final net keeps (False entries are not computed)."""
+
+    ops: tuple[tuple[bool, ...], ...]
+    output: tuple[bool, ...]
+    inputs: tuple[tuple[bool, ...] | None, ...]
+
+
+def grouped_softmax(flat: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+    """Softmax within each consecutive group of ``sizes`` of a flat vector."""
+    return torch.cat([torch.softmax(part, dim=0) for part in flat.split(sizes)])
+
+
+class _ConvBNReLU(nn.Module):
+    """conv (no bias) -> BN (affine) -> ReLU; ``forward`` can scale the output by a weight >= 0."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, track_running_stats: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM, track_running_stats=track_running_stats)
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None, batch_stats: bool = False) -> torch.Tensor:
+        bn = self.bn
+        weight, bias = (bn.weight, bn.bias) if scale is None else (bn.weight * scale, bn.bias * scale)
+        use_batch = self.training or batch_stats or not bn.track_running_stats
+        y = F.batch_norm(
+            self.conv(x),
+            bn.running_mean,
+            bn.running_var,
+            weight,
+            bias,
+            training=use_batch,
+            momentum=bn.momentum if self.training else 0.0,
+            eps=bn.eps,
+        )
+        return torch.relu(y)
+
+
+class NB1Shot1SearchCell(nn.Module):
+    """One NB-1Shot1 cell with every op on every block and every candidate edge."""
+
+    def __init__(self, layout: Layout, c_in: int, channels: int, track_running_stats: bool = False) -> None:
+        super().__init__()
+        self.layout, self.channels = layout, channels
+        b = layout.blocks
+        # B block projections (C each) and the input-to-output projection (B*C) as one conv.
+        self.projection = _ConvBNReLU(c_in, 2 * b * channels, 1, track_running_stats)
+        self.conv3 = nn.ModuleList(_ConvBNReLU(channels, channels, 3, track_running_stats) for _ in range(b))
+        self.conv1 = nn.ModuleList(_ConvBNReLU(channels, channels, 1, track_running_stats) for _ in range(b))
+
+    def forward(self, s0: torch.Tensor, w: Weights, mask: Mask | None, batch_stats: bool) -> torch.Tensor:
+        c, b = self.channels, self.layout.blocks
+        projected = self.projection(s0, batch_stats=batch_stats)
+        block_inputs = projected[:, : b * c].split(c, dim=1)
+        states: list[torch.Tensor] = []
+        for i in range(b):
+            candidates = [block_inputs[i], *states]
+            in_w = w.inputs[i]
+            keep = mask.inputs[i] if mask is not None and mask.inputs[i] is not None else None
+            terms: list[Term] = [
+                (t, None if in_w is None else in_w[k]) for k, t in enumerate(candidates) if keep is None or keep[k]
+            ]
+            x = weighted_sum(terms, s0 if not terms else terms[0][0])
+            use = mask.ops[i] if mask is not None else (True, True, True)
+            op_terms: list[Term] = []
+            if use[CONV3]:
+                op_terms.append((self.conv3[i](x, w.ops[i, CONV3], batch_stats), None))
+            if use[CONV1]:
+                op_terms.append((self.conv1[i](x, w.ops[i, CONV1], batch_stats), None))
+            if use[POOL]:
+                op_terms.append((F.max_pool2d(x, 3, stride=1, padding=1), w.ops[i, POOL]))
+            states.append(weighted_sum(op_terms, x))
+        scale = w.output[1:].repeat_interleave(c).view(1, -1, 1, 1)
+        return torch.addcmul(projected[:, b * c :] * w.output[0], torch.cat(states, dim=1), scale)
+
+
+class NB1Shot1SearchNet(nn.Module):
+    """The NB-1Shot1 one-shot model; ``forward(x, weights)`` with the flat mixing weights of :class:`Layout`."""
+
+    def __init__(
+        self,
+        space: int,
+        channels: int = 16,
+        num_cells: int = 9,
+        num_classes: int = 10,
+        bn_track_running_stats: bool = False,
+    ) -> None:
+        super().__init__()
+        if channels < 1 or num_cells < 3 or num_classes < 2:
+            raise ConfigError(
+                f"the NB-1Shot1 one-shot model needs channels >= 1, num_cells >= 3 and num_classes >= 2, got "
+                f"channels={channels}, num_cells={num_cells}, num_classes={num_classes}"
+            )
+        self.layout = Layout(get_space(space))
+        self.num_cells = num_cells
+        b = self.layout.blocks
+        self.stem = _ConvBNReLU(3, channels, 3)
+        self.downsample_at = frozenset({num_cells // 3, 2 * num_cells // 3})
+        cells: list[nn.Module] = []
+        c_curr, c_in = channels, channels
+        for i in range(num_cells):
+            if i in self.downsample_at:
+                c_curr *= 2
+            cells.append(NB1Shot1SearchCell(self.layout, c_in, c_curr, bn_track_running_stats))
+            c_in = c_curr * b
+        self.cells = nn.ModuleList(cells)
+        self.post = nn.Sequential(
+            nn.ReLU(), nn.Conv2d(c_in, c_curr, 1, bias=False), nn.BatchNorm2d(c_curr, affine=False)
+        )
+        self.classifier = nn.Linear(c_curr, num_classes)
+
+    def forward(
+        self, x: torch.Tensor, weights: torch.Tensor, *, mask: Mask | None = None, batch_stats: bool = False
+    ) -> torch.Tensor:
+        """Logits for images ``x`` under the flat mixing ``weights`` (see :class:`Layout`).
+
+        ``mask`` skips what a final net does not use; ``batch_stats`` makes the cells
+        normalise with batch statistics in eval mode (final nets).
+        """
+        w = self.layout.split(weights)
+        out = self.stem(x)
+        for i, cell in enumerate(self.cells):
+            if i in self.downsample_at:
+                out = F.max_pool2d(out, 2, stride=2, padding=1)
+            out = cell(out, w, mask, batch_stats)
+        return self.classifier(self.post(out).mean(dim=(2, 3)))
