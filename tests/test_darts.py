@@ -109,12 +109,12 @@ def test_softmax_basis_gives_the_same_dominant_eigenvalue_with_fewer_products() 
     def loss(a: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(net(x, torch.softmax(a, -1)), y)
 
-    basis = softmax_basis(6, 5)
+    basis = softmax_basis([5] * 6)
     assert basis.shape == (30, 24)
     torch.testing.assert_close(basis.T @ basis, torch.eye(24, dtype=torch.float64))
     assert float((basis.T @ torch.ones(30, dtype=torch.float64)).abs().max()) < 1e-12
     full = dominant_eigenvalue(loss, alphas)
-    reduced = dominant_eigenvalue(loss, alphas, softmax_rows=True)
+    reduced = dominant_eigenvalue(loss, alphas, softmax_groups=[5] * 6)
     assert reduced.value == pytest.approx(full.value, rel=1e-8, abs=1e-10)
     # the left-out eigenvalues are zero: the full spectrum is the reduced one plus six zeros
     spectrum = torch.linalg.eigvalsh(alpha_hessian(loss, alphas))

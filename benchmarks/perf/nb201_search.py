@@ -126,7 +126,6 @@ def tracking_overhead() -> None:
     """At the cpu preset on the real data: one epoch's training, evaluations and Hessian."""
     from nasbench_harness.data import load_search_data
     from nasbench_harness.methods.loop import Search
-    from nasbench_harness.supernets.nb201 import final_net_mask, one_hot
     from nasbench_harness.tabular.nb201 import NB201Benchmark
     from nasbench_harness.tracking import RunDir
 
@@ -140,9 +139,9 @@ def tracking_overhead() -> None:
         t0 = time.perf_counter()
         search.train_epoch(1)
         t1 = time.perf_counter()
-        genotype = search.state.method.derive(search.state.alphas)
+        genotype = search.state.derive()
         search.evaluate(search.state.mixing().detach(), None, batch_stats=False)
-        search.evaluate(one_hot(genotype), final_net_mask(genotype), batch_stats=True)
+        search.evaluate(*search.state.space.final_net(genotype, torch.device("cpu")), batch_stats=True)
         t2 = time.perf_counter()
         search.eigenvalue()
         t3 = time.perf_counter()

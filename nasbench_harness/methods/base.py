@@ -9,7 +9,7 @@ The loop (:mod:`nasbench_harness.methods.loop`) calls, for every batch pair:
    weight step (``phase="weights"``) or the arch step (``phase="arch"``);
 
 and after each epoch ``component.end_of_epoch(state, row)`` (may stop the search, e.g.
-early stopping on the Hessian eigenvalue) and ``method.derive(alphas)``. Components report
+early stopping on the Hessian eigenvalue) and ``state.derive()``. Components report
 ``state_columns()`` into the trajectory. No hook knows which method it belongs to.
 """
 
@@ -22,8 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from nasbench_harness.spaces.nb201 import NB201Genotype
-from nasbench_harness.supernets.nb201 import NB201SearchNet, derive_genotype
+from nasbench_harness.methods.spaces import SearchSpaceAdapter
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -32,18 +31,24 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 class SearchState:
     """The live objects of a search, handed to every hook."""
 
-    net: NB201SearchNet
+    net: torch.nn.Module
     alphas: torch.nn.Parameter
     w_optim: torch.optim.Optimizer
     a_optim: torch.optim.Optimizer
     grad_clip: float | None
     method: Method
+    space: SearchSpaceAdapter
     epoch: int = 0
     step: int = 0
 
     def mixing(self, alphas: torch.Tensor | None = None) -> torch.Tensor:
         """The mixing weights the supernet sees for ``alphas`` (default: the current ones)."""
-        return self.method.mixing(self.alphas if alphas is None else alphas)
+        alphas = self.alphas if alphas is None else alphas
+        return self.method.mixing(alphas) if self.method.mixing is not None else self.space.softmax(alphas)
+
+    def derive(self) -> Any:
+        """The genotype the method returns for the current alphas."""
+        return self.space.derive(self.alphas, self.method.include_none)
 
     def loss(self, batch: Batch, weights: torch.Tensor, phase: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(cross-entropy + the components' extra terms for ``phase``, logits)."""
@@ -106,24 +111,23 @@ class ArchStep(Component):
 
 @dataclass
 class Method:
-    """A search method: an arch step, components, a mixing function and a derivation rule."""
+    """A search method: an arch step, components, and how alphas become mixing weights.
+
+    ``mixing=None`` uses the space's softmax per edge (or per group of alphas); the derived
+    genotype is the space's argmax rule, with ``include_none`` deciding whether NB201's
+    ``none`` may win an edge.
+    """
 
     name: str
     arch_step: ArchStep
     components: Sequence[Component] = field(default_factory=list)
-    mixing: Callable[[torch.Tensor], torch.Tensor] = field(default=lambda alphas: torch.softmax(alphas, dim=-1))
+    mixing: Callable[[torch.Tensor], torch.Tensor] | None = None
     include_none: bool = True
-    softmax_mixing: bool = True
-    """``mixing`` is a softmax over each edge's alphas (lets the Hessian skip flat directions)."""
 
     @property
     def all_components(self) -> list[Component]:
         """The arch step followed by the other components."""
         return [self.arch_step, *self.components]
-
-    def derive(self, alphas: torch.Tensor) -> NB201Genotype:
-        """The architecture this method returns for ``alphas`` (argmax per edge)."""
-        return derive_genotype(alphas, include_none=self.include_none)
 
     def state_columns(self) -> dict[str, Any]:
         """All components' method-state columns."""

@@ -11,7 +11,7 @@ import copy
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nasbench_harness.errors import ConfigError
 
@@ -32,10 +32,11 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """The NB201 supernet: C channels in the first stage, N cells per stage."""
+    """The supernet: C channels in the first stage; NB201: N cells per stage; NB-1Shot1: cells in all."""
 
     channels: int = Field(16, ge=1)
-    cells_per_stage: int = Field(5, ge=1)
+    cells_per_stage: int = Field(5, ge=1, description="NB201 only")
+    num_cells: int = Field(9, ge=3, description="NB-1Shot1 only: cells in 3 stacks")
     bn_track_running_stats: bool = False
     channels_last: bool = True
 
@@ -72,7 +73,7 @@ class TrackingConfig(_Strict):
 class SearchConfig(_Strict):
     """Everything that determines a search run."""
 
-    space: Literal["nb201"] = "nb201"
+    space: Literal["nb201", "nb1shot1-1", "nb1shot1-2", "nb1shot1-3"] = "nb201"
     method: str = "darts"
     method_options: dict[str, Any] = Field(default_factory=dict)
     dataset: str = "cifar10"
@@ -94,6 +95,12 @@ class SearchConfig(_Strict):
 
         return canonical_dataset(value)
 
+    @model_validator(mode="after")
+    def _nb1shot1_is_cifar10(self) -> SearchConfig:
+        if self.space != "nb201" and self.dataset != "cifar10":
+            raise ValueError(f"NB-1Shot1 spaces are benchmarked on cifar10 only (NB101), not {self.dataset}")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON values."""
         return json.loads(self.model_dump_json())
@@ -112,11 +119,29 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+NB1SHOT1_PRESETS: dict[str, dict[str, Any]] = {
+    # NB-1Shot1's DARTS setting: C=16, 9 cells, batch 96, wd 3e-4 (the rest as NB201).
+    "paper": {"batch_size": 96, "optim": {"weight_decay": 3e-4}},
+    # 16x16 images with 3 stacks of 1 cell: about as long an epoch as NB201's cpu preset.
+    "cpu": {
+        "batch_size": 96,
+        "optim": {"weight_decay": 3e-4},
+        "model": {"channels": 8, "num_cells": 3},
+        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
+        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
+    },
+}
+"""What an NB-1Shot1 space changes in each preset (applied over the preset, under overrides)."""
+
+
 def build_config(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> SearchConfig:
-    """The preset merged with ``overrides`` (nested dict), validated."""
+    """The preset (adjusted for the space named in ``overrides``) merged with ``overrides``, validated."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    merged = _merge(copy.deepcopy(PRESETS[preset]), {"preset": preset})
+    merged = copy.deepcopy(PRESETS[preset])
+    if str((overrides or {}).get("space", "nb201")).startswith("nb1shot1"):
+        merged = copy.deepcopy(NB1SHOT1_PRESETS[preset])
+    merged = _merge(merged, {"preset": preset})
     merged = _merge(merged, overrides or {})
     return validate_config(merged)
 

@@ -28,11 +28,8 @@ from nasbench_harness.errors import TrainingError
 from nasbench_harness.methods.base import Batch, Method, SearchState
 from nasbench_harness.methods.components.hessian import dominant_eigenvalue, frozen_bn_stats
 from nasbench_harness.methods.config import SearchConfig
-from nasbench_harness.spaces.nb201 import EDGES, OPS
-from nasbench_harness.supernets.nb201 import NB201SearchNet, final_net_mask, init_alphas, one_hot
-from nasbench_harness.tabular.nb201 import NB201Benchmark
+from nasbench_harness.methods.spaces import get_search_space
 from nasbench_harness.tracking import RunDir
-from nasbench_harness.tracking.scoring import score_columns
 
 Progress = Callable[[str, dict[str, Any]], None]
 """Called with ("step", {epoch, step, steps, loss}) and ("epoch", trajectory row)."""
@@ -96,19 +93,19 @@ def build_state(
 ) -> tuple[SearchState, torch.optim.lr_scheduler.LRScheduler]:
     """Network, alphas, optimisers and the cosine schedule of ``config``, seeded by ``config.seed``."""
     torch.manual_seed(config.seed)
-    m = config.model
-    net = NB201SearchNet(m.channels, m.cells_per_stage, num_classes, m.bn_track_running_stats).to(device)
-    if m.channels_last:
+    space = get_search_space(config.space)
+    net = space.build_net(config.model, num_classes).to(device)
+    if config.model.channels_last:
         net = net.to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(config.seed)
-    alphas = torch.nn.Parameter(init_alphas(generator, config.arch_optim.init_scale).to(device))
+    alphas = torch.nn.Parameter(space.init_alphas(generator, config.arch_optim.init_scale).to(device))
     o, a = config.optim, config.arch_optim
     w_optim = torch.optim.SGD(
         net.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
     )
     a_optim = torch.optim.Adam([alphas], lr=a.lr, betas=a.betas, weight_decay=a.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optim, T_max=config.epochs, eta_min=o.lr_min)
-    return SearchState(net, alphas, w_optim, a_optim, o.grad_clip, method), scheduler
+    return SearchState(net, alphas, w_optim, a_optim, o.grad_clip, method, space), scheduler
 
 
 class Search:
@@ -119,7 +116,7 @@ class Search:
         config: SearchConfig,
         method: Method,
         data: SearchData,
-        bench: NB201Benchmark,
+        bench: Any,
         run_dir: RunDir,
         device: torch.device,
         progress: Progress | None = None,
@@ -216,22 +213,19 @@ class Search:
     def track(self, epoch: int) -> dict[str, Any]:
         """End-of-epoch measurements: supernet vs final net, genotype, ground truth, eigenvalue."""
         s = self.state
-        genotype = s.method.derive(s.alphas)
-        valid_loss, valid_acc = self.evaluate(s.mixing().detach(), None, batch_stats=False)
-        _, final_acc = self.evaluate(one_hot(genotype, self.device), final_net_mask(genotype), batch_stats=True)
-        counts = genotype.op_counts()
+        genotype = s.derive()
+        weights = s.mixing().detach()
+        valid_loss, valid_acc = self.evaluate(weights, None, batch_stats=False)
+        final_weights, final_mask = s.space.final_net(genotype, self.device)
+        _, final_acc = self.evaluate(final_weights, final_mask, batch_stats=True)
         row: dict[str, Any] = {
             "valid_loss": valid_loss,
             "valid_acc": valid_acc,
             "final_valid_acc": final_acc,
             "gap": valid_acc - final_acc,
-            "genotype": genotype.to_string(),
-            "genotype_index": genotype.index,
-            "n_skip_connect": counts.skip_connect,
-            "n_none": counts.none,
-            "n_parameter_free": counts.parameter_free,
+            **s.space.genotype_columns(genotype, weights),
+            **s.space.score_columns(self.bench, genotype, self.config.dataset),
         }
-        row.update(score_columns(self.bench, genotype, self.config.dataset))
         every = self.config.tracking.eigen_every
         row["eigenvalue"] = self.eigenvalue() if every and epoch % every == 0 else None
         return row
@@ -256,25 +250,16 @@ class Search:
         x, y = self.loaders.eigen_batch
         with frozen_bn_stats(s.net):
             eig = dominant_eigenvalue(
-                lambda a: F.cross_entropy(s.net(x, s.mixing(a)), y), s.alphas, softmax_rows=s.method.softmax_mixing
+                lambda a: F.cross_entropy(s.net(x, s.mixing(a)), y),
+                s.alphas,
+                softmax_groups=s.space.group_sizes if s.method.mixing is None else None,
             )
         return eig.value
 
     def alpha_rows(self, epoch: int) -> list[dict[str, Any]]:
         """Long-form alphas and their mixing weights after ``epoch``."""
-        alphas = self.state.alphas.detach().cpu()
-        weights = self.state.mixing().detach().cpu()
-        return [
-            {
-                "epoch": epoch,
-                "edge": f"{src}->{dst}",
-                "op": op,
-                "alpha": float(alphas[e, o]),
-                "weight": float(weights[e, o]),
-            }
-            for e, (src, dst) in enumerate(EDGES)
-            for o, op in enumerate(OPS)
-        ]
+        s = self.state
+        return s.space.alpha_rows(epoch, s.alphas, s.mixing())
 
 
 def weight_step(state: SearchState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

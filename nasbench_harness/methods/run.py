@@ -14,7 +14,7 @@ from nasbench_harness.errors import RunDirError
 from nasbench_harness.methods.config import SearchConfig
 from nasbench_harness.methods.loop import Progress, Search, resolve_device
 from nasbench_harness.methods.registry import make_method
-from nasbench_harness.tabular.nb201 import NB201Benchmark
+from nasbench_harness.methods.spaces import get_search_space
 from nasbench_harness.tracking import RunDir, describe_config_diff, git_commit, utc_now, versions
 
 
@@ -42,14 +42,14 @@ def run_search(
     data_dir: str | os.PathLike[str] | None = None,
     resume: bool = True,
     data: SearchData | None = None,
-    bench: NB201Benchmark | None = None,
+    bench: Any = None,
     progress: Progress | None = None,
 ) -> RunResult:
     """Run (or continue) the search ``config`` in directory ``out``.
 
     A directory holding the same config continues from its last complete epoch when ``resume``;
     a different config, or ``resume=False`` on an existing run, is a :class:`RunDirError`.
-    ``data``/``bench`` replace the data set and NB201 table found in ``data_dir`` (for tests).
+    ``data``/``bench`` replace the data set and the space's table found in ``data_dir`` (for tests).
     """
     run_dir = RunDir(out)
     config_dict = config.to_dict()
@@ -64,7 +64,7 @@ def run_search(
     torch_device = resolve_device(device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    bench = bench or NB201Benchmark.open(data_dir=data_dir)
+    bench = bench or get_search_space(config.space).open_benchmark(data_dir)
     data = data or load_search_data(
         config.dataset,
         data_dir,
@@ -117,7 +117,7 @@ def _check_same_config(run_dir: RunDir, config: dict[str, Any]) -> None:
         )
 
 
-def _manifest(config: dict[str, Any], data: SearchData, bench: NB201Benchmark, device: torch.device) -> dict[str, Any]:
+def _manifest(config: dict[str, Any], data: SearchData, bench: Any, device: torch.device) -> dict[str, Any]:
     return {
         "config": config,
         "seed": config["seed"],
@@ -127,5 +127,9 @@ def _manifest(config: dict[str, Any], data: SearchData, bench: NB201Benchmark, d
         "versions": versions(),
         "git": git_commit(),
         "data": data.describe(),
-        "table": {"benchmark": "nb201", "source": bench.info.get("source"), "cache": str(bench.path)},
+        "table": {
+            "benchmark": bench.info.get("benchmark"),
+            "source": bench.info.get("source"),
+            "cache": str(bench.path),
+        },
     }

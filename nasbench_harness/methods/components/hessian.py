@@ -9,7 +9,7 @@ untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -49,17 +49,19 @@ def alpha_hessian(
     return (hessian + hessian.T) / 2
 
 
-def softmax_basis(rows: int, ops: int) -> torch.Tensor:
-    """Orthonormal basis (rows*ops, rows*(ops-1)) of the alphas that change a row-wise softmax.
+def softmax_basis(sizes: Sequence[int]) -> torch.Tensor:
+    """Orthonormal basis (sum(sizes), sum(sizes) - len(sizes)) of the alphas that change a grouped softmax.
 
-    Adding a constant to one row of alphas leaves its softmax unchanged, so a loss of
-    softmax(alphas) has zero curvature along those ``rows`` directions; the Hessian's other
-    eigenvalues live in this complement, which takes ``ops - 1`` products per row instead of ``ops``.
+    Adding a constant to one group of alphas leaves its softmax unchanged, so a loss of
+    softmax(alphas) has zero curvature along one direction per group; the Hessian's other
+    eigenvalues live in this complement, which takes ``size - 1`` products per group instead of ``size``.
     """
-    ones = torch.ones(ops, 1, dtype=torch.float64) / ops**0.5
-    q, _ = torch.linalg.qr(torch.cat([ones, torch.eye(ops, dtype=torch.float64)[:, : ops - 1]], dim=1))
-    block = q[:, 1:]  # (ops, ops-1), orthogonal to the all-ones direction
-    return torch.block_diag(*[block] * rows)
+    blocks = []
+    for size in sizes:
+        ones = torch.ones(size, 1, dtype=torch.float64) / size**0.5
+        q, _ = torch.linalg.qr(torch.cat([ones, torch.eye(size, dtype=torch.float64)[:, : size - 1]], dim=1))
+        blocks.append(q[:, 1:])  # (size, size-1), orthogonal to the all-ones direction
+    return torch.block_diag(*blocks)
 
 
 def power_iteration(
@@ -84,18 +86,21 @@ def power_iteration(
 
 
 def dominant_eigenvalue(
-    loss_fn: Callable[[torch.Tensor], torch.Tensor], alphas: torch.Tensor, softmax_rows: bool = False
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    alphas: torch.Tensor,
+    softmax_groups: Sequence[int] | None = None,
 ) -> Eigen:
     """The dominant eigenvalue of the loss Hessian in the alphas (exact when small).
 
-    ``softmax_rows``: the loss sees the alphas only through a softmax over their last dimension,
-    so the Hessian is built in :func:`softmax_basis` (the eigenvalues left out are exactly 0).
+    ``softmax_groups``: the loss sees the flattened alphas only through a softmax within each
+    group of these sizes, so the Hessian is built in :func:`softmax_basis` (the eigenvalues
+    left out are exactly 0).
     """
     if alphas.numel() <= EXACT_LIMIT:
-        basis = softmax_basis(alphas.numel() // alphas.shape[-1], alphas.shape[-1]) if softmax_rows else None
+        basis = softmax_basis(softmax_groups) if softmax_groups else None
         values = torch.linalg.eigvalsh(alpha_hessian(loss_fn, alphas, basis))
         top = float(values[-1])
-        return Eigen(max(top, 0.0) if softmax_rows else top, "exact")
+        return Eigen(max(top, 0.0) if softmax_groups else top, "exact")
     a = alphas.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(loss_fn(a), [a], create_graph=True)
 
