@@ -161,17 +161,23 @@ class NB1Shot1SearchCell(nn.Module):
 
     def forward(self, s0: torch.Tensor, w: Weights, mask: Mask | None, batch_stats: bool) -> torch.Tensor:
         c, b = self.channels, self.layout.blocks
-        projected = self.projection(s0, batch_stats=batch_stats)
-        block_inputs = projected[:, : b * c].split(c, dim=1)
+        # The weights of the projected input (into each block, and into the output) scale the
+        # projection's BN; one split, whose backward is one concatenation, hands out the parts.
+        one = w.output.new_ones(())
+        scales = [(one if in_w is None else in_w[0]).expand(c) for in_w in w.inputs]
+        scale = torch.cat([*scales, w.output[0].expand(b * c)])
+        projected = self.projection(s0, scale, batch_stats)
+        *block_inputs, to_output = projected.split([c] * b + [b * c], dim=1)
         states: list[torch.Tensor] = []
         for i in range(b):
-            candidates = [block_inputs[i], *states]
             in_w = w.inputs[i]
             keep = mask.inputs[i] if mask is not None and mask.inputs[i] is not None else None
             terms: list[Term] = [
-                (t, None if in_w is None else in_w[k]) for k, t in enumerate(candidates) if keep is None or keep[k]
+                (t, None if in_w is None or k == 0 else in_w[k])
+                for k, t in enumerate([block_inputs[i], *states])
+                if keep is None or keep[k]
             ]
-            x = weighted_sum(terms, s0 if not terms else terms[0][0])
+            x = weighted_sum(terms, block_inputs[i])
             use = mask.ops[i] if mask is not None else (True, True, True)
             op_terms: list[Term] = []
             if use[CONV3]:
@@ -181,8 +187,8 @@ class NB1Shot1SearchCell(nn.Module):
             if use[POOL]:
                 op_terms.append((F.max_pool2d(x, 3, stride=1, padding=1), w.ops[i, POOL]))
             states.append(weighted_sum(op_terms, x))
-        scale = w.output[1:].repeat_interleave(c).view(1, -1, 1, 1)
-        return torch.addcmul(projected[:, b * c :] * w.output[0], torch.cat(states, dim=1), scale)
+        out_scale = w.output[1:].repeat_interleave(c).view(1, -1, 1, 1)
+        return torch.addcmul(to_output, torch.cat(states, dim=1), out_scale)
 
 
 class NB1Shot1SearchNet(nn.Module):
