@@ -1,0 +1,90 @@
+"""Searches on the three NB-1Shot1 spaces: two-epoch runs with every column, scoring against the
+real NB101 table (numbers when the cell is in it, an explicit marker when it is not), final nets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from nasbench_harness.data import synthetic_search_data
+from nasbench_harness.errors import ConfigError
+from nasbench_harness.methods.config import build_config
+from nasbench_harness.methods.run import run_search
+from nasbench_harness.methods.spaces import get_search_space
+from nasbench_harness.spaces.nb1shot1 import get_space, iter_genotypes
+from nasbench_harness.spaces.nb1shot1_derive import genotype_weights
+from nasbench_harness.tracking import read_alphas, read_trajectory
+
+pytestmark = pytest.mark.data
+
+COLUMNS = {
+    "train_loss", "train_acc", "valid_loss", "valid_acc", "final_valid_acc", "gap", "genotype", "module_hash",
+    "n_maxpool", "input_output_weight", "input_output_dominates", "in_benchmark", "benchmark_status",
+    "nb101_valid_acc", "nb101_test_acc", "regret_valid", "regret_test", "eigenvalue", "lr", "arch_lr",
+    "epoch_time_s", "tracking_time_s", "wall_time_s",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("space", ["nb1shot1-1", "nb1shot1-2", "nb1shot1-3"])
+def test_two_epoch_search_on_each_space(space: str, tmp_path: Path, real_nb101: Any) -> None:
+    config = build_config(
+        "cpu",
+        {
+            "space": space,
+            "epochs": 2,
+            "model": {"channels": 4},
+            "batch_size": 16,
+            "tracking": {"eigen_every": 1, "eigen_batch_size": 8},
+            "threads": 1,
+        },
+    )
+    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
+    result = run_search(config, tmp_path / "run", device="cpu", data=data, bench=real_nb101)
+    rows = read_trajectory(result.path).to_pylist()
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for row in rows:
+        assert COLUMNS <= set(row)
+        for column in COLUMNS - {"nb101_valid_acc", "nb101_test_acc", "regret_valid", "regret_test"}:
+            assert row[column] is not None, column
+        assert row["benchmark_status"] in {"in benchmark", "not in benchmark"}
+        if row["in_benchmark"]:
+            assert 0 < row["nb101_test_acc"] <= 100 and row["regret_test"] >= 0
+        else:
+            assert np.isnan(row["nb101_test_acc"])
+    n_alphas = get_search_space(space).group_sizes
+    assert len(read_alphas(result.path).to_pylist()) == 2 * sum(n_alphas)
+
+
+def test_scores_of_a_cell_in_the_table_are_real_numbers(real_nb101: Any) -> None:
+    adapter = get_search_space("nb1shot1-2")
+    genotype = next(g for g in iter_genotypes(2) if real_nb101.row_of(g.module_hash()) is not None)
+    columns = adapter.score_columns(real_nb101, genotype, "cifar10")
+    assert columns["in_benchmark"] is True and columns["benchmark_status"] == "in benchmark"
+    assert 50 < columns["nb101_test_acc"] < 100
+    # regret in points: (1 - accuracy) - the space's best error, times 100
+    best = get_space(2)
+    assert columns["regret_test"] == pytest.approx(100 - columns["nb101_test_acc"] - 100 * best.test_min_error)
+    assert columns["regret_valid"] == pytest.approx(100 - columns["nb101_valid_acc"] - 100 * best.valid_min_error)
+    assert columns["regret_test"] >= 0 and columns["regret_valid"] >= 0
+
+
+@pytest.mark.parametrize("space", [1, 2, 3])
+def test_final_net_weights_derive_back_to_the_genotype(space: int) -> None:
+    adapter = get_search_space(f"nb1shot1-{space}")
+    for genotype in list(iter_genotypes(space))[::997][:20]:
+        flat, mask = adapter.final_net(genotype, torch.device("cpu"))
+        assert adapter.derive(flat, include_none=True) == genotype
+        ops, output, _ = genotype_weights(genotype)
+        assert mask.ops == tuple(tuple(bool(v) for v in row) for row in ops)
+        assert mask.output == tuple(bool(v) for v in output)
+
+
+def test_nb1shot1_is_cifar10_only() -> None:
+    with pytest.raises(ConfigError, match="cifar10 only"):
+        build_config("cpu", {"space": "nb1shot1-1", "dataset": "cifar100"})
+    with pytest.raises(ConfigError, match="space: Input should be"):
+        build_config("cpu", {"space": "nb1shot1-4"})
