@@ -88,3 +88,36 @@ def test_nb1shot1_is_cifar10_only() -> None:
         build_config("cpu", {"space": "nb1shot1-1", "dataset": "cifar100"})
     with pytest.raises(ConfigError, match="space: Input should be"):
         build_config("cpu", {"space": "nb1shot1-4"})
+
+
+@pytest.mark.parametrize("space", ["nb201", "nb1shot1-3"])
+def test_correlation_with_the_table_is_tracked(
+    space: str, tmp_path: Path, real_nb101: Any, real_nb201: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-shot model whose errors rank cells exactly as the table does has Spearman 1."""
+    from nasbench_harness.methods.loop import Search
+
+    truth: dict[str, float] = {}
+    original = get_search_space(space).sample_with_truth
+
+    def remember(self: Any, bench: Any, n: int, seed: int, dataset: str) -> list[tuple[Any, float]]:
+        sample = original(bench, n, seed, dataset)
+        truth.update({g.to_string(): err for g, err in sample})
+        return sample
+
+    def evaluate_like_the_table(self: Any, weights: Any, mask: Any, batch_stats: bool) -> tuple[float, float]:
+        genotype = self.state.space.derive(weights, include_none=True)
+        return 0.0, 100.0 - truth.get(genotype.to_string(), 50.0)
+
+    monkeypatch.setattr(type(get_search_space(space)), "sample_with_truth", remember)
+    config = build_config(
+        "cpu",
+        {"space": space, "epochs": 1, "model": {"channels": 4}, "batch_size": 16, "threads": 1,
+         "tracking": {"eigen_every": 0, "correlation_sample": 12}},
+    )  # fmt: skip
+    data = synthetic_search_data(n_train=32, n_valid=32, image_size=16, seed=0)
+    bench = real_nb201 if space == "nb201" else real_nb101
+    monkeypatch.setattr(Search, "evaluate", evaluate_like_the_table)
+    result = run_search(config, tmp_path / "run", device="cpu", data=data, bench=bench)
+    assert len(truth) == 12
+    assert read_trajectory(result.path).to_pylist()[0]["spearman_valid"] == pytest.approx(1.0)

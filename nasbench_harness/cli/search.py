@@ -14,7 +14,9 @@ _METHODS_HELP = "; ".join(f"{name}: {text}" for name, text in METHOD_HELP.items(
 
 
 def search(
-    space: Annotated[str, typer.Option("--space", help="Search space: nb201.")] = "nb201",
+    space: Annotated[
+        str, typer.Option("--space", help="Search space: nb201, or NB-1Shot1's nb1shot1-1, nb1shot1-2, nb1shot1-3.")
+    ] = "nb201",
     method: Annotated[str, typer.Option("--method", help=f"Search method: {_METHODS_HELP}.")] = "darts",
     dataset: Annotated[str, typer.Option("--dataset", help="cifar10, cifar100 or ImageNet16-120.")] = "cifar10",
     seed: Annotated[int, typer.Option("--seed", help="Seeds initialisation, alphas, data order, augmentation.")] = 0,
@@ -134,13 +136,21 @@ class _SearchProgress:
         line = (
             f"epoch {info['epoch']}/{self.epochs}  train {info['train_loss']:.3f} / {info['train_acc']:.1f}%  "
             f"valid {info['valid_loss']:.3f} / {info['valid_acc']:.1f}%  final {info['final_valid_acc']:.1f}%  "
-            f"skip {info['n_skip_connect']}  NB201 test {info[self.test_column]:.2f}%"
+            + _space_summary(info, self.test_column)
         )
         if self.live:
             self.bars.update(self.epoch_task, completed=info["epoch"], description=f"{info['genotype']}")
             self.bars.console.print(line, highlight=False, markup=False)
         else:
             err_console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def _space_summary(row: dict[str, Any], nb201_test_column: str) -> str:
+    """The derived cell's parameter-free ops and ground truth, for whichever space the row is from."""
+    if "n_skip_connect" in row:
+        return f"skip {row['n_skip_connect']}  NB201 test {row[nb201_test_column]:.2f}%"
+    truth = f"NB101 test {row['nb101_test_acc']:.2f}%" if row["in_benchmark"] else "not in the NB101 table"
+    return f"maxpool {row['n_maxpool']}  {truth}"
 
 
 def _summary(result: Any, config: Any) -> None:
@@ -151,14 +161,22 @@ def _summary(result: Any, config: Any) -> None:
         console.print(f"{result.path}: no epochs recorded", soft_wrap=True, markup=False)
         return
     last = rows[-1]
-    column = _searched_test_column(config.dataset)
     resumed = f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""
     stopped = f"; stopped early: {result.stopped_early}" if result.stopped_early else ""
-    lines = [
-        f"run {result.path}: {result.status}, {result.epochs_completed} epochs{resumed}{stopped}",
-        f"derived genotype  {last['genotype']}  (NB201 index {last['genotype_index']})",
-        f"NB201 {config.dataset} test accuracy {last[column]:.2f}%, test regret {last['regret_test']:.2f} points",
-    ]
+    lines = [f"run {result.path}: {result.status}, {result.epochs_completed} epochs{resumed}{stopped}"]
+    if "genotype_index" in last:
+        column = _searched_test_column(config.dataset)
+        lines += [
+            f"derived genotype  {last['genotype']}  (NB201 index {last['genotype_index']})",
+            f"NB201 {config.dataset} test accuracy {last[column]:.2f}%, test regret {last['regret_test']:.2f} points",
+        ]
+    else:
+        lines.append(f"derived genotype  {last['genotype']}  (NB101 module hash {last['module_hash']})")
+        lines.append(
+            f"NB101 test accuracy {last['nb101_test_acc']:.2f}%, test regret {last['regret_test']:.2f} points"
+            if last["in_benchmark"]
+            else "NB101: this cell is not in the imported table (the shared table covers about 30% of the space)"
+        )
     for line in lines:
         console.print(line, soft_wrap=True, markup=False)
 

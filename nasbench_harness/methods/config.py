@@ -68,6 +68,10 @@ class TrackingConfig(_Strict):
     eigen_batch_size: int = Field(64, ge=2)
     final_eval_images: int | None = Field(None, ge=1, description="valid images for the final net (None: all)")
     derive_include_none: bool = Field(True, description="let `none` win an edge when discretising")
+    correlation_sample: int = Field(
+        0, ge=0, description="architectures (from the table) whose one-shot error is correlated with the table's"
+    )
+    correlation_every: int = Field(5, ge=1, description="epochs between correlation measurements")
 
 
 class SearchConfig(_Strict):

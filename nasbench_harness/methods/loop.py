@@ -126,6 +126,7 @@ class Search:
         self.state, self.scheduler = build_state(config, method, data.num_classes, device)
         self.loaders = build_loaders(config, data, device)
         self.wall_time = 0.0
+        self._correlation_sample: list[tuple[Any, float]] | None = None
         for component in method.all_components:
             component.setup(self.state)
 
@@ -228,7 +229,28 @@ class Search:
         }
         every = self.config.tracking.eigen_every
         row["eigenvalue"] = self.eigenvalue() if every and epoch % every == 0 else None
+        t = self.config.tracking
+        if t.correlation_sample:
+            due = epoch % t.correlation_every == 0 or epoch == self.config.epochs
+            row["spearman_valid"] = self.correlation() if due else None
         return row
+
+    def correlation(self) -> float:
+        """Spearman rank correlation, over a fixed sample of cells in the table, between each cell's
+        error as a final net inside the supernet (inherited weights) and its table validation error."""
+        from scipy.stats import spearmanr
+
+        if self._correlation_sample is None:
+            t = self.config.tracking
+            self._correlation_sample = self.state.space.sample_with_truth(
+                self.bench, t.correlation_sample, self.config.seed, self.config.dataset
+            )
+        one_shot, truth = [], []
+        for genotype, table_error in self._correlation_sample:
+            weights, mask = self.state.space.final_net(genotype, self.device)
+            one_shot.append(100.0 - self.evaluate(weights, mask, batch_stats=True)[1])
+            truth.append(table_error)
+        return float(spearmanr(one_shot, truth).statistic) if len(truth) > 2 else float("nan")
 
     @torch.no_grad()
     def evaluate(self, weights: torch.Tensor, mask: Any, batch_stats: bool) -> tuple[float, float]:

@@ -38,6 +38,7 @@ class SearchSpaceAdapter(Protocol):
     def genotype_columns(self, genotype: Any, weights: torch.Tensor) -> dict[str, Any]: ...
     def score_columns(self, bench: Any, genotype: Any, dataset: str) -> dict[str, Any]: ...
     def alpha_rows(self, epoch: int, alphas: torch.Tensor, weights: torch.Tensor) -> list[dict[str, Any]]: ...
+    def sample_with_truth(self, bench: Any, n: int, seed: int, dataset: str) -> list[tuple[Any, float]]: ...
 
 
 @dataclass
@@ -89,6 +90,16 @@ class NB201Space:
         from nasbench_harness.tracking.scoring import score_columns
 
         return score_columns(bench, genotype, dataset)
+
+    def sample_with_truth(self, bench: Any, n: int, seed: int, dataset: str) -> list[tuple[Any, float]]:
+        """``n`` random cells and their table validation error (%, the searched dataset's valid metric)."""
+        from nasbench_harness.spaces.nb201 import NB201Genotype
+        from nasbench_harness.tabular.nb201_metrics import resolve_metric
+
+        values = bench.values(resolve_metric(dataset, "valid"))
+        known = np.flatnonzero(np.isfinite(values))
+        picked = np.random.default_rng(seed).choice(known, size=min(n, len(known)), replace=False)
+        return [(NB201Genotype.from_index(int(i)), 100.0 - float(values[i])) for i in picked]
 
     def alpha_rows(self, epoch: int, alphas: torch.Tensor, weights: torch.Tensor) -> list[dict[str, Any]]:
         from nasbench_harness.spaces.nb201 import EDGES, OPS
@@ -195,6 +206,23 @@ class NB1Shot1Space:
             "regret_test": 100.0 * s.test_regret,
         }
 
+    def sample_with_truth(self, bench: Any, n: int, seed: int, dataset: str) -> list[tuple[Any, float]]:
+        """``n`` random configurations whose cell the NB101 table has, and its mean validation error (%)."""
+        from nasbench_harness.spaces.nb1shot1 import get_space
+        from nasbench_harness.tabular.nb1shot1 import score
+
+        space = get_space(self.number)
+        rng = np.random.default_rng(seed)
+        out: list[tuple[Any, float]] = []
+        for _ in range(200 * max(n, 1)):  # about a third of the space is in the shared table
+            if len(out) == n:
+                break
+            genotype = _random_genotype(space, rng)
+            s = score(bench, genotype)
+            if s.in_benchmark:
+                out.append((genotype, 100.0 * (1.0 - s.validation_accuracy)))
+        return out
+
     def alpha_rows(self, epoch: int, alphas: torch.Tensor, weights: torch.Tensor) -> list[dict[str, Any]]:
         from nasbench_harness.spaces.nb101 import OPS
 
@@ -219,6 +247,18 @@ class NB1Shot1Space:
                     }
                 )
         return rows
+
+
+def _random_genotype(space: Any, rng: np.random.Generator) -> Any:
+    from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype
+    from nasbench_harness.spaces.nb101 import OPS
+
+    ops = tuple(OPS[int(i)] for i in rng.integers(len(OPS), size=space.num_choice_blocks))
+    parents = []
+    for node in range(1, space.output_node + 1):
+        choices = space.parent_choices(node)
+        parents.append(choices[int(rng.integers(len(choices)))])
+    return NB1Shot1Genotype(space.number, ops, tuple(parents))
 
 
 def get_search_space(name: str) -> SearchSpaceAdapter:

@@ -1,0 +1,196 @@
+"""NB-1Shot1 search speed: our one-shot model against the NB-1Shot1 authors', side by side in one process.
+
+Goal (issue 6), space 1, C=16, 9 cells, batch 96, 32x32, 2 threads: >= 1.5x the authors' model
+in its faster memory format (channels_last), for the weight step and the first-order DARTS
+iteration, on the same random batches; and the fraction of the machine's compute limit
+(~180 GFLOP/s float32; a training step's FLOPs are counted here from the convolutions and the
+classifier: 2 x multiply-adds, x3 for forward + backward).
+
+The peer is the authors' code, which is not on PyPI: point ``NB1SHOT1_PEER`` at a checkout of
+``automl/nasbench-1shot1`` (its ``optimizers/darts/model_search.py``, ``operations.py``,
+``genotypes.py``). Its import of the TensorFlow-based NB101 API is stubbed (only the class
+``SearchSpace1`` is used, for a type test), and its ``.cuda()`` calls are no-ops on a CPU.
+
+Usage: NB1SHOT1_PEER=/path/to/nasbench-1shot1 python benchmarks/perf/nb1shot1_search.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import types
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasbench_harness.methods.config import build_config
+from nasbench_harness.methods.loop import build_state, weight_step
+from nasbench_harness.methods.registry import make_method
+
+BATCH = 96
+PEAK_GFLOPS = 180.0
+Step = Callable[[int], None]
+
+
+@contextmanager
+def _cuda_calls_are_noops():
+    original = torch.Tensor.cuda
+    if not torch.cuda.is_available():
+        torch.Tensor.cuda = lambda self, *args, **kwargs: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda = original  # type: ignore[method-assign]
+
+
+def load_peer(path: str):  # type: ignore[no-untyped-def]
+    """The authors' ``Network`` class and their ``SearchSpace1`` stand-in."""
+    stub = types.ModuleType("nasbench_analysis.search_spaces.search_space_1")
+
+    class SearchSpace1:  # their model only tests type(search_space) == SearchSpace1
+        num_intermediate_nodes = 4
+
+    stub.SearchSpace1 = SearchSpace1  # type: ignore[attr-defined]
+    for name in ("nasbench_analysis", "nasbench_analysis.search_spaces"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    sys.modules["nasbench_analysis.search_spaces.search_space_1"] = stub
+    sys.path.insert(0, path)
+    from optimizers.darts.model_search import Network  # type: ignore[import-not-found]
+
+    return Network, SearchSpace1
+
+
+def batches(n: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(0)
+    return [
+        (torch.randn(BATCH, 3, 32, 32, generator=generator), torch.randint(0, 10, (BATCH,), generator=generator))
+        for _ in range(n)
+    ]
+
+
+def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def peer(network_cls, space_cls, data: list, channels_last: bool, darts: bool) -> Step:  # type: ignore[no-untyped-def]
+    """The authors' DARTS search step (their train_search.py: arch step, then weight step)."""
+    torch.manual_seed(0)
+    with _cuda_calls_are_noops():
+        net = network_cls(16, 10, 9, nn.CrossEntropyLoss(), output_weights=True, search_space=space_cls(), steps=4)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    w_optim = torch.optim.SGD(net.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
+    a_optim = torch.optim.Adam(net.arch_parameters(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+
+    def step(i: int) -> None:
+        x, y = data[i % len(data)]
+        if darts:
+            xv, yv = data[(i + 1) % len(data)]
+            a_optim.zero_grad()
+            net._loss(_layout(xv, channels_last), yv).backward()
+            a_optim.step()
+        w_optim.zero_grad()
+        F.cross_entropy(net(_layout(x, channels_last)), y).backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 5)
+        w_optim.step()
+
+    return step
+
+
+def ours(data: list, darts: bool) -> tuple[Step, nn.Module]:
+    """Our search loop's step functions at the paper preset of space 1."""
+    config = build_config("paper", {"space": "nb1shot1-1"})
+    method = make_method("darts")
+    state, _ = build_state(config, method, 10, torch.device("cpu"))
+
+    def step(i: int) -> None:
+        x, y = data[i % len(data)]
+        train = (_layout(x, True), y)
+        if darts:
+            xv, yv = data[(i + 1) % len(data)]
+            method.arch_step.step(state, train, (_layout(xv, True), yv))
+        weight_step(state, train)
+
+    return step, state.net
+
+
+def training_gflop_per_image(net: nn.Module, weights: torch.Tensor) -> float:
+    """2 x multiply-adds of every conv and linear layer, x3 for forward + backward, per image."""
+    macs = 0
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal macs
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            macs += output.numel() * k
+        elif isinstance(module, nn.Linear):
+            macs += output.numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        net(torch.randn(1, 3, 32, 32), weights)
+    for handle in handles:
+        handle.remove()
+    return 3 * 2 * macs / 1e9
+
+
+def measure(candidates: dict[str, Step], rounds: int, steps: int) -> dict[str, float]:
+    """Median images/s of each candidate over interleaved rounds."""
+    for step in candidates.values():
+        step(0)
+        step(1)
+    rates: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, step in candidates.items():
+            started = time.perf_counter()
+            for i in range(steps):
+                step(i)
+            rates[name].append(BATCH * steps / (time.perf_counter() - started))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=2)
+    args = parser.parse_args()
+    path = os.environ.get("NB1SHOT1_PEER")
+    if not path:
+        raise SystemExit("set NB1SHOT1_PEER to a checkout of automl/nasbench-1shot1 (see the module docstring)")
+    torch.set_num_threads(2)
+    network_cls, space_cls = load_peer(path)
+    data = batches()
+    _, net = ours(data, False)
+    from nasbench_harness.methods.spaces import get_search_space
+
+    space = get_search_space("nb1shot1-1")
+    gflop = training_gflop_per_image(net, space.softmax(torch.zeros(space.layout.size)))
+    limit = PEAK_GFLOPS / gflop
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training step {gflop:.2f} GFLOP/image, ")
+    print(f"compute limit ~{limit:.0f} img/s at {PEAK_GFLOPS:.0f} GFLOP/s")
+    for title, darts in (("weight step", False), ("first-order DARTS iteration", True)):
+        rates = measure(
+            {
+                "authors contiguous": peer(network_cls, space_cls, data, False, darts),
+                "authors channels_last": peer(network_cls, space_cls, data, True, darts),
+                "nasbench-harness": ours(data, darts)[0],
+            },
+            args.rounds,
+            args.steps,
+        )
+        print(f"\n## {title} (train img/s, median)")
+        print("| candidate | img/s | vs authors channels_last | of compute limit |")
+        print("| --- | --- | --- | --- |")
+        reference = rates["authors channels_last"]
+        for name, rate in rates.items():
+            print(f"| {name} | {rate:.1f} | {rate / reference:.2f}x | {rate / limit:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
