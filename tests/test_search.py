@@ -213,3 +213,39 @@ def test_every_registered_method_is_described_and_builds() -> None:
     for name in registry.METHODS:
         method = registry.make_method(name)
         assert method.arch_step is not None and method.name
+
+
+@pytest.mark.parametrize("space", ["nb201", "nb1shot1-1"])
+def test_evaluation_keeps_buffers_and_mode_and_final_nets_use_batch_statistics(
+    space: str, tmp_path: Path, real_nb201: Any
+) -> None:
+    from nasbench_harness.methods.loop import Search
+    from nasbench_harness.tracking import RunDir
+
+    config = _config(1, space=space, model={"channels": 4, "cells_per_stage": 1, "num_cells": 3})
+    search = Search(
+        config, registry.make_method("darts", {}), _data(), real_nb201, RunDir(tmp_path), torch.device("cpu")
+    )
+    net, s = search.state.net, search.state
+    net.train()
+    x, _ = next(iter(search.loaders.train.epoch(1)))
+    net(x, s.mixing().detach())  # move the running statistics off their initial values
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    weights, mask = s.space.final_net(s.derive(), torch.device("cpu"))
+    for batch_stats in (False, True):
+        search.evaluate(weights, mask, batch_stats=batch_stats)
+        assert net.training
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, before[key]), key
+    # batch statistics everywhere: equal to a training-mode forward, not to an eval-mode one
+    images = torch.cat([b[0] for b in search.loaders.evaluation.epoch(0)])
+    with torch.no_grad():
+        train_logits = net(images, weights, mask=mask)
+        net.eval()
+        eval_logits = net(images, weights, mask=mask)
+        net.train()
+    labels = torch.cat([b[1] for b in search.loaders.evaluation.epoch(0)])
+    for logits, batch_stats in ((train_logits, True), (eval_logits, False)):
+        expected = 100.0 * float((logits.argmax(1) == labels).float().mean())
+        assert search.evaluate(weights, mask, batch_stats=batch_stats)[1] == pytest.approx(expected)
+    assert not torch.allclose(train_logits, eval_logits)

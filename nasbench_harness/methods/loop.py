@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,16 +255,20 @@ class Search:
 
     @torch.no_grad()
     def evaluate(self, weights: torch.Tensor, mask: Any, batch_stats: bool) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy in %) on the evaluation images."""
+        """(mean cross-entropy, accuracy in %) on the evaluation images.
+
+        ``batch_stats=False``: eval mode (the supernet as it is). ``True`` (final nets): every BN
+        normalises with the batch's statistics, since a discretised net's activations differ from
+        the supernet's running statistics; those statistics are left untouched.
+        """
         net = self.state.net
-        net.eval()
         loss_sum = correct = count = 0.0
-        for x, y in self.loaders.evaluation.epoch(0):
-            logits = net(x, weights, mask=mask, batch_stats=batch_stats)
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += float((logits.argmax(1) == y).sum())
-            count += y.numel()
-        net.train()
+        with frozen_bn_stats(net) if batch_stats else _eval_mode(net):
+            for x, y in self.loaders.evaluation.epoch(0):
+                logits = net(x, weights, mask=mask)
+                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+                correct += float((logits.argmax(1) == y).sum())
+                count += y.numel()
         return loss_sum / count, 100.0 * correct / count
 
     def eigenvalue(self) -> float:
@@ -308,3 +313,13 @@ def _repeat(loader: BatchLoader, epoch: int) -> Iterator[Batch]:
     """Epoch ``epoch`` of ``loader`` over and over (search-valid may have fewer batches than search-train)."""
     while True:
         yield from loader.epoch(epoch)
+
+
+@contextmanager
+def _eval_mode(net: torch.nn.Module) -> Iterator[None]:
+    was_training = net.training
+    net.eval()
+    try:
+        yield
+    finally:
+        net.train(was_training)
