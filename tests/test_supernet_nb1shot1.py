@@ -26,7 +26,8 @@ def _plain_cell(cell: NB1Shot1SearchCell, s0: torch.Tensor, flat: torch.Tensor) 
     """The authors' cell: separate projections, inputs weighted then summed, sum of w * op(x)."""
     w = cell.layout.split(flat)
     c, b = cell.channels, cell.layout.blocks
-    full = _cbr(cell.projection, s0)  # one conv == B+1 convs on output-channel slices
+    # one conv of B*C channels == B convs on output-channel slices
+    full = torch.cat([_cbr(cell.projection, s0), _cbr(cell.out_projection, s0)], dim=1)
     states = []
     for i in range(b):
         inputs = [full[:, i * c : (i + 1) * c], *states]

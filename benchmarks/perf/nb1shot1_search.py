@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 import types
@@ -140,33 +141,86 @@ def training_gflop_per_image(net: nn.Module, weights: torch.Tensor) -> float:
     return 3 * 2 * macs / 1e9
 
 
-def measure(candidates: dict[str, Step], rounds: int, steps: int) -> dict[str, float]:
-    """Median images/s of each candidate over interleaved rounds."""
-    for step in candidates.values():
-        step(0)
-        step(1)
-    rates: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, step in candidates.items():
-            started = time.perf_counter()
-            for i in range(steps):
-                step(i)
-            rates[name].append(BATCH * steps / (time.perf_counter() - started))
+CANDIDATES = ("authors contiguous", "authors channels_last", "nasbench-harness")
+
+
+def build(name: str, darts: bool, peer_path: str) -> Step:
+    """The step function of one candidate, on the shared random batches."""
+    data = batches()
+    if name == "nasbench-harness":
+        return ours(data, darts)[0]
+    network_cls, space_cls = load_peer(peer_path)
+    return peer(network_cls, space_cls, data, name.endswith("channels_last"), darts)
+
+
+def worker(name: str, darts: bool, peer_path: str) -> None:
+    """Build one candidate, then time ``steps`` steps per line read from stdin (``steps``; empty: quit)."""
+    torch.set_num_threads(2)
+    step = build(name, darts, peer_path)
+    step(0)
+    step(1)
+    print("ready", flush=True)
+    i = 0
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        started = time.perf_counter()
+        for _ in range(int(line)):
+            step(i)
+            i += 1
+        print(time.perf_counter() - started, flush=True)
+
+
+def measure(darts: bool, rounds: int, steps: int, peer_path: str) -> dict[str, float]:
+    """Median images/s of each candidate over interleaved rounds.
+
+    Each candidate lives in its own process (built and warmed up once), and the rounds
+    alternate between them: the same machine and time window for all, without one model's
+    allocations changing the memory allocator's state (mmap thresholds, fragmentation) for another.
+    """
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, __file__, "--worker", name, "--peer", peer_path, *(["--darts"] if darts else [])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in CANDIDATES
+    }
+    try:
+        for name, proc in procs.items():
+            if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+                raise SystemExit(f"the {name} worker failed to start (see its error above)")
+        rates: dict[str, list[float]] = {name: [] for name in procs}
+        for _ in range(rounds):
+            for name, proc in procs.items():
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write(f"{steps}\n")
+                proc.stdin.flush()
+                rates[name].append(BATCH * steps / float(proc.stdout.readline()))
+    finally:
+        for proc in procs.values():
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait()
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--darts", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--peer", default=os.environ.get("NB1SHOT1_PEER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    path = os.environ.get("NB1SHOT1_PEER")
-    if not path:
+    if not args.peer:
         raise SystemExit("set NB1SHOT1_PEER to a checkout of automl/nasbench-1shot1 (see the module docstring)")
+    if args.worker:
+        worker(args.worker, args.darts, args.peer)
+        return
     torch.set_num_threads(2)
-    network_cls, space_cls = load_peer(path)
-    data = batches()
-    _, net = ours(data, False)
+    _, net = ours(batches(1), False)
     from nasbench_harness.methods.spaces import get_search_space
 
     space = get_search_space("nb1shot1-1")
@@ -175,16 +229,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training step {gflop:.2f} GFLOP/image, ")
     print(f"compute limit ~{limit:.0f} img/s at {PEAK_GFLOPS:.0f} GFLOP/s")
     for title, darts in (("weight step", False), ("first-order DARTS iteration", True)):
-        rates = measure(
-            {
-                "authors contiguous": peer(network_cls, space_cls, data, False, darts),
-                "authors channels_last": peer(network_cls, space_cls, data, True, darts),
-                "nasbench-harness": ours(data, darts)[0],
-            },
-            args.rounds,
-            args.steps,
-        )
-        print(f"\n## {title} (train img/s, median)")
+        rates = measure(darts, args.rounds, args.steps, args.peer)
+        print(f"\n## {title} (train img/s, median of {args.rounds} interleaved rounds of {args.steps} steps)")
         print("| candidate | img/s | vs authors channels_last | of compute limit |")
         print("| --- | --- | --- | --- |")
         reference = rates["authors channels_last"]

@@ -57,12 +57,12 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.stride() == b.stride():
         if a.is_contiguous():
             return torch.dot(a.view(-1), b.view(-1))
-        if _channels_last(a):
+        if channels_last(a):
             return torch.dot(a.permute(0, 2, 3, 1).reshape(-1), b.permute(0, 2, 3, 1).reshape(-1))
     return (a * b).sum()
 
 
-def _channels_last(a: torch.Tensor) -> bool:
+def channels_last(a: torch.Tensor) -> bool:
     try:
         return a.is_contiguous(memory_format=torch.channels_last)
     except RuntimeError:  # inside vmap (batched Hessian-vector products) the layout cannot be queried

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,7 @@ from torch import nn
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.spaces.nb1shot1 import SearchSpace, get_space
 from nasbench_harness.spaces.nb101 import CONV1X1, CONV3X3, MAXPOOL3X3, OPS
-from nasbench_harness.supernets.mixing import Term, weighted_sum
+from nasbench_harness.supernets.mixing import Term, channels_last, weighted_sum
 
 CONV3, CONV1, POOL = OPS.index(CONV3X3), OPS.index(CONV1X1), OPS.index(MAXPOOL3X3)
 BN_EPS = 1e-5
@@ -122,6 +123,39 @@ def grouped_softmax(flat: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
     return torch.cat([torch.softmax(part, dim=0) for part in flat.split(sizes)])
 
 
+class _SplitChannels(torch.autograd.Function):
+    """``x.split(sizes, dim=1)`` whose backward writes the parts' gradients into one buffer laid
+    out like ``x``. (Autograd's own backward concatenates the parts' gradients, which arrive in
+    mixed layouts, into a contiguous tensor; against a channels-last ``x`` that makes the ReLU
+    and BN backward of the projection several times slower.)"""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, sizes: list[int]) -> tuple[torch.Tensor, ...]:
+        ctx.sizes, ctx.shape = sizes, x.shape
+        ctx.memory_format = torch.channels_last if channels_last(x) else torch.contiguous_format
+        ctx.set_materialize_grads(False)
+        return x.split(sizes, dim=1)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, None]:
+        like = next(g for g in grads if g is not None)
+        out = torch.empty(ctx.shape, dtype=like.dtype, device=like.device, memory_format=ctx.memory_format)
+        start = 0
+        for size, grad in zip(ctx.sizes, grads, strict=True):
+            part = out.narrow(1, start, size)
+            if grad is None:
+                part.zero_()
+            else:
+                part.copy_(grad)
+            start += size
+        return out, None
+
+
+def split_channels(x: torch.Tensor, sizes: list[int]) -> tuple[torch.Tensor, ...]:
+    """The channel groups of ``x`` (dim 1), as views; backward keeps ``x``'s memory layout."""
+    return _SplitChannels.apply(x, sizes)
+
+
 class _ConvBNReLU(nn.Module):
     """conv (no bias) -> BN (affine) -> ReLU; ``forward`` can scale the output by a weight >= 0."""
 
@@ -154,20 +188,21 @@ class NB1Shot1SearchCell(nn.Module):
         super().__init__()
         self.layout, self.channels = layout, channels
         b = layout.blocks
-        # B block projections (C each) and the input-to-output projection (B*C) as one conv.
-        self.projection = _ConvBNReLU(c_in, 2 * b * channels, 1, track_running_stats)
+        # The B block projections (C each) as one conv; the input-to-output projection (B*C).
+        # (Kept apart: one conv of 2*B*C channels makes tensors past glibc's 32 MiB mmap
+        # threshold at the paper preset, and every step then pays page faults on them.)
+        self.projection = _ConvBNReLU(c_in, b * channels, 1, track_running_stats)
+        self.out_projection = _ConvBNReLU(c_in, b * channels, 1, track_running_stats)
         self.conv3 = nn.ModuleList(_ConvBNReLU(channels, channels, 3, track_running_stats) for _ in range(b))
         self.conv1 = nn.ModuleList(_ConvBNReLU(channels, channels, 1, track_running_stats) for _ in range(b))
 
     def forward(self, s0: torch.Tensor, w: Weights, mask: Mask | None, batch_stats: bool) -> torch.Tensor:
         c, b = self.channels, self.layout.blocks
         # The weights of the projected input (into each block, and into the output) scale the
-        # projection's BN; one split, whose backward is one concatenation, hands out the parts.
+        # projections' BN; one split, whose backward is one concatenation, hands out the parts.
         one = w.output.new_ones(())
-        scales = [(one if in_w is None else in_w[0]).expand(c) for in_w in w.inputs]
-        scale = torch.cat([*scales, w.output[0].expand(b * c)])
-        projected = self.projection(s0, scale, batch_stats)
-        *block_inputs, to_output = projected.split([c] * b + [b * c], dim=1)
+        scale = torch.cat([(one if in_w is None else in_w[0]).expand(c) for in_w in w.inputs])
+        block_inputs = split_channels(self.projection(s0, scale, batch_stats), [c] * b)
         states: list[torch.Tensor] = []
         for i in range(b):
             in_w = w.inputs[i]
@@ -188,6 +223,9 @@ class NB1Shot1SearchCell(nn.Module):
                 op_terms.append((F.max_pool2d(x, 3, stride=1, padding=1), w.ops[i, POOL]))
             states.append(weighted_sum(op_terms, x))
         out_scale = w.output[1:].repeat_interleave(c).view(1, -1, 1, 1)
+        if mask is not None and not mask.output[0]:
+            return torch.cat(states, dim=1) * out_scale
+        to_output = self.out_projection(s0, w.output[0], batch_stats)
         return torch.addcmul(to_output, torch.cat(states, dim=1), out_scale)
 
 
