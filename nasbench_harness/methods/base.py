@@ -3,21 +3,28 @@
 The loop (:mod:`nasbench_harness.methods.loop`) calls, for every batch pair:
 
 1. ``method.arch_step.step(state, train_batch, valid_batch)``: update the alphas;
-2. ``component.weight_step_weights(state, weights)``: how the weights see the architecture
-   during the weight step (DARTS: the softmax as is; SDARTS: perturbed; GDAS: sampled);
-3. ``component.extra_loss(state, phase, weights)``: regularisers added to the loss of the
+2. ``component.mixing(state, alphas, phase)``: how alphas become the supernet's mixing weights
+   in a phase (``"arch"``, ``"weights"``, ``"eval"``); the first component that answers wins,
+   else the space's softmax per edge (GDAS: a hard Gumbel sample; DrNAS: a Dirichlet sample);
+3. ``component.weight_step_weights(state, weights)``: a change of the weight step's mixing
+   weights (SDARTS: a perturbation);
+4. ``component.forward_options(state, phase)``: keyword options of the supernet's forward
+   (R-DARTS(DP): ``drop_prob``);
+5. ``component.extra_loss(state, phase, weights)``: regularisers added to the loss of the
    weight step (``phase="weights"``) or the arch step (``phase="arch"``);
 
-and after each epoch ``component.end_of_epoch(state, row)`` (may stop the search, e.g.
-early stopping on the Hessian eigenvalue) and ``state.derive()``. Components report
-``state_columns()`` into the trajectory. No hook knows which method it belongs to.
+and after each epoch ``component.end_of_epoch(state, row)``, which may stop the search
+(:class:`Stop`, e.g. early stopping on the Hessian eigenvalue) or roll it back to an earlier
+snapshot (:class:`Rollback`, DARTS-ADA), and ``state.derive()`` (a component's ``derive``, else
+the space's argmax rule). Components report ``state_columns()`` into the trajectory and say in
+``check_space`` when they cannot run on a space. No hook knows which method it belongs to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -27,9 +34,37 @@ from nasbench_harness.methods.spaces import SearchSpaceAdapter
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+Phase = str
+"""``"arch"`` (the arch step), ``"weights"`` (the weight step) or ``"eval"`` (end-of-epoch measurements)."""
+
+
+class Stop(NamedTuple):
+    """End the search after this epoch; ``result_epoch`` names the epoch whose genotype is the
+    method's answer (None: the last one)."""
+
+    reason: str
+    result_epoch: int | None = None
+
+
+class Rollback(NamedTuple):
+    """Continue from ``snapshot`` (a :meth:`SearchState.snapshot` taken after epoch ``to_epoch``)."""
+
+    to_epoch: int
+    snapshot: dict[str, Any]
+    reason: str
+
+
+EpochAction = Stop | Rollback | None
+
+
 @dataclass
 class SearchState:
-    """The live objects of a search, handed to every hook."""
+    """The live objects of a search, handed to every hook.
+
+    ``epoch`` is the epoch of the schedule being trained (1-based; after a rollback it repeats
+    earlier values), ``step`` the batch within it. ``snapshot``/``restore`` are set by the loop:
+    the full state (network, alphas, optimisers, schedule, components) as a detached copy, and back.
+    """
 
     net: torch.nn.Module
     alphas: torch.nn.Parameter
@@ -40,20 +75,43 @@ class SearchState:
     space: SearchSpaceAdapter
     epoch: int = 0
     step: int = 0
+    epochs: int = 0
+    snapshot: Callable[[], dict[str, Any]] | None = None
+    restore: Callable[[dict[str, Any]], int] | None = None
 
-    def mixing(self, alphas: torch.Tensor | None = None) -> torch.Tensor:
-        """The mixing weights the supernet sees for ``alphas`` (default: the current ones)."""
+    def mixing(self, alphas: torch.Tensor | None = None, phase: Phase = "arch") -> torch.Tensor:
+        """The mixing weights the supernet sees for ``alphas`` (default: the current ones) in ``phase``."""
         alphas = self.alphas if alphas is None else alphas
-        return self.method.mixing(alphas) if self.method.mixing is not None else self.space.softmax(alphas)
+        for component in self.method.all_components:
+            weights = component.mixing(self, alphas, phase)
+            if weights is not None:
+                return weights
+        return self.space.softmax(alphas)
+
+    @property
+    def softmax_mixing(self) -> bool:
+        """True when no component replaces the space's softmax (the Hessian then uses its basis)."""
+        return not any(type(c).mixing is not Component.mixing for c in self.method.all_components)
 
     def derive(self) -> Any:
         """The genotype the method returns for the current alphas."""
+        for component in self.method.all_components:
+            genotype = component.derive(self)
+            if genotype is not None:
+                return genotype
         return self.space.derive(self.alphas, self.method.include_none)
 
-    def loss(self, batch: Batch, weights: torch.Tensor, phase: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, phase: Phase) -> torch.Tensor:
+        """Logits of the supernet under ``weights`` with the components' forward options for ``phase``."""
+        options: dict[str, Any] = {}
+        for component in self.method.all_components:
+            options.update(component.forward_options(self, phase))
+        return self.net(x, weights, **options)
+
+    def loss(self, batch: Batch, weights: torch.Tensor, phase: Phase) -> tuple[torch.Tensor, torch.Tensor]:
         """(cross-entropy + the components' extra terms for ``phase``, logits)."""
         x, y = batch
-        logits = self.net(x, weights)
+        logits = self.forward(x, weights, phase)
         loss = F.cross_entropy(logits, y)
         for component in self.method.all_components:
             extra = component.extra_loss(self, phase, weights)
@@ -66,25 +124,51 @@ class SearchState:
         """The weight optimiser's current learning rate."""
         return float(self.w_optim.param_groups[0]["lr"])
 
+    @property
+    def progress(self) -> float:
+        """Fraction of the schedule done at the start of this epoch: (epoch - 1) / (epochs - 1), in [0, 1]."""
+        return 0.0 if self.epochs <= 1 else min(1.0, max(0.0, (self.epoch - 1) / (self.epochs - 1)))
+
 
 class Component:
     """A piece of a method. Every hook is optional; the defaults change nothing."""
 
     name = "component"
 
+    def check_space(self, space: str) -> str | None:
+        """Why this component cannot run on ``space`` (e.g. "nb1shot1-2"), or None when it can."""
+        return None
+
     def setup(self, state: SearchState) -> None:
-        """Called once the network, alphas and optimisers exist (also on resume)."""
+        """Called once the network, alphas and optimisers exist (before a resumed run's restore)."""
+
+    def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor | None:
+        """The mixing weights for ``alphas`` in ``phase``; None leaves it to later components / the softmax."""
+        return None
 
     def weight_step_weights(self, state: SearchState, weights: torch.Tensor) -> torch.Tensor:
         """The mixing weights the weight step trains under."""
         return weights
 
-    def extra_loss(self, state: SearchState, phase: str, weights: torch.Tensor) -> torch.Tensor | None:
+    def forward_options(self, state: SearchState, phase: Phase) -> dict[str, Any]:
+        """Keyword options for the supernet's forward in ``phase`` (e.g. ``{"drop_prob": 0.2}``)."""
+        return {}
+
+    def extra_loss(self, state: SearchState, phase: Phase, weights: torch.Tensor) -> torch.Tensor | None:
         """A term added to the loss of ``phase`` ("weights" or "arch")."""
         return None
 
-    def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> str | None:
-        """Look at the finished epoch's trajectory row; return a reason to stop the search, or None."""
+    def wants_eigenvalue(self, epoch: int) -> bool:
+        """True when this component needs the Hessian eigenvalue in the row of ``epoch``."""
+        return False
+
+    def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> EpochAction | str:
+        """Look at the finished epoch's trajectory row; :class:`Stop` (or a reason string),
+        :class:`Rollback`, or None to go on."""
+        return None
+
+    def derive(self, state: SearchState) -> Any:
+        """The genotype this method returns now, or None for the space's argmax rule."""
         return None
 
     def state_columns(self) -> dict[str, float | int | str | None]:
@@ -111,23 +195,27 @@ class ArchStep(Component):
 
 @dataclass
 class Method:
-    """A search method: an arch step, components, and how alphas become mixing weights.
-
-    ``mixing=None`` uses the space's softmax per edge (or per group of alphas); the derived
-    genotype is the space's argmax rule, with ``include_none`` deciding whether NB201's
-    ``none`` may win an edge.
-    """
+    """A search method: an arch step and components. ``include_none`` decides whether NB201's
+    ``none`` may win an edge under the space's argmax rule."""
 
     name: str
     arch_step: ArchStep
     components: Sequence[Component] = field(default_factory=list)
-    mixing: Callable[[torch.Tensor], torch.Tensor] | None = None
     include_none: bool = True
 
     @property
     def all_components(self) -> list[Component]:
         """The arch step followed by the other components."""
         return [self.arch_step, *self.components]
+
+    def check_space(self, space: str) -> None:
+        """ConfigError when a component cannot run on ``space``."""
+        from nasbench_harness.errors import ConfigError
+
+        for component in self.all_components:
+            reason = component.check_space(space)
+            if reason:
+                raise ConfigError(f"method {self.name!r} cannot run on {space}: {reason}")
 
     def state_columns(self) -> dict[str, Any]:
         """All components' method-state columns."""

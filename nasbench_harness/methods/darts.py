@@ -49,7 +49,7 @@ class SecondOrderStep(ArchStep):
             _restore(params, backup)
 
         def train_loss() -> torch.Tensor:
-            return state.loss(train, state.mixing(), "weights")[0]
+            return state.loss(train, state.mixing(phase="weights"), "weights")[0]
 
         hvp = finite_difference_hvp(train_loss, params, state.alphas, d_weights)
         _apply(state, direct - xi * hvp)
@@ -94,7 +94,7 @@ def _restore(params: Sequence[torch.Tensor], backup: Sequence[torch.Tensor]) -> 
 
 def _virtual_step(state: SearchState, train: Batch, params: list[torch.Tensor], xi: float) -> None:
     """w <- w - xi * (momentum * buf + grad_w L_train + wd * w), in place (DARTS's unrolled model)."""
-    loss, _ = state.loss(train, state.mixing().detach(), "weights")
+    loss, _ = state.loss(train, state.mixing(phase="weights").detach(), "weights")
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     group = state.w_optim.param_groups[0]
     momentum, wd = float(group.get("momentum", 0.0)), float(group.get("weight_decay", 0.0))

@@ -13,6 +13,8 @@ from epoch k continues exactly as the uninterrupted run would (on the same devic
 
 from __future__ import annotations
 
+import copy
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 from nasbench_harness.data import SearchData
 from nasbench_harness.data.loader import BatchLoader
 from nasbench_harness.errors import TrainingError
-from nasbench_harness.methods.base import Batch, Method, SearchState
+from nasbench_harness.methods.base import Batch, Method, Rollback, SearchState, Stop
 from nasbench_harness.methods.components.hessian import dominant_eigenvalue, frozen_bn_stats
 from nasbench_harness.methods.config import SearchConfig
 from nasbench_harness.methods.spaces import get_search_space
@@ -106,7 +108,8 @@ def build_state(
     )
     a_optim = torch.optim.Adam([alphas], lr=a.lr, betas=a.betas, weight_decay=a.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optim, T_max=config.epochs, eta_min=o.lr_min)
-    return SearchState(net, alphas, w_optim, a_optim, o.grad_clip, method, space), scheduler
+    state = SearchState(net, alphas, w_optim, a_optim, o.grad_clip, method, space, epochs=config.epochs)
+    return state, scheduler
 
 
 class Search:
@@ -128,26 +131,34 @@ class Search:
         self.loaders = build_loaders(config, data, device)
         self.wall_time = 0.0
         self._correlation_sample: list[tuple[Any, float]] | None = None
+        self.state.snapshot = lambda: self.checkpoint(self.state.epoch)
+        self.state.restore = functools.partial(self.restore, components=False)
         for component in method.all_components:
             component.setup(self.state)
 
     # -- checkpoints --------------------------------------------------------------------------
     def checkpoint(self, epoch: int) -> dict[str, Any]:
-        """Everything needed to continue after ``epoch``."""
+        """Everything needed to continue after schedule epoch ``epoch`` (tensors detached copies)."""
         s = self.state
-        return {
-            "epoch": epoch,
-            "net": s.net.state_dict(),
-            "alphas": s.alphas.detach().cpu(),
-            "w_optim": s.w_optim.state_dict(),
-            "a_optim": s.a_optim.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "components": [c.state_dict() for c in s.method.all_components],
-            "wall_time": self.wall_time,
-        }
+        return copy.deepcopy(
+            {
+                "schedule_epoch": epoch,
+                "net": s.net.state_dict(),
+                "alphas": s.alphas.detach().cpu(),
+                "w_optim": s.w_optim.state_dict(),
+                "a_optim": s.a_optim.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "components": [c.state_dict() for c in s.method.all_components],
+                "wall_time": self.wall_time,
+            }
+        )
 
-    def restore(self, checkpoint: dict[str, Any]) -> int:
-        """Load a checkpoint; returns the epoch it completed."""
+    def restore(self, checkpoint: dict[str, Any], components: bool = True) -> int:
+        """Load a checkpoint; returns the schedule epoch it completed.
+
+        ``components=False`` keeps the components' own state (a rollback: the component that
+        asked for it keeps its record of what happened).
+        """
         s = self.state
         s.net.load_state_dict(checkpoint["net"])
         with torch.no_grad():
@@ -155,31 +166,48 @@ class Search:
         s.w_optim.load_state_dict(checkpoint["w_optim"])
         s.a_optim.load_state_dict(checkpoint["a_optim"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
-        for component, saved in zip(s.method.all_components, checkpoint["components"], strict=True):
-            component.load_state_dict(saved)
-        self.wall_time = float(checkpoint["wall_time"])
-        return int(checkpoint["epoch"])
+        if components:
+            for component, saved in zip(s.method.all_components, checkpoint["components"], strict=True):
+                component.load_state_dict(saved)
+            self.wall_time = float(checkpoint["wall_time"])
+        # checkpoints written before rollbacks existed count epochs in "epoch" only
+        return int(checkpoint.get("schedule_epoch", checkpoint["epoch"]))
 
     # -- the loop -----------------------------------------------------------------------------
-    def run(self, start_epoch: int = 1) -> str | None:
-        """Run epochs ``start_epoch..epochs``; returns the early-stopping reason, if any."""
-        for epoch in range(start_epoch, self.config.epochs + 1):
+    def run(self, done: int = 0, schedule_done: int = 0) -> Stop | None:
+        """Train until the schedule's last epoch, after ``done`` committed epochs of which the
+        last completed schedule epoch ``schedule_done``; returns the :class:`Stop`, if any.
+
+        Committed epochs are numbered 1, 2, ... in the run directory (``epoch``); the schedule
+        epoch (``schedule_epoch``) repeats earlier values after a :class:`Rollback`.
+        """
+        s, epoch, committed = self.state, schedule_done, done
+        while epoch < self.config.epochs:
+            epoch += 1
+            committed += 1
             started = time.perf_counter()
-            row = {"epoch": epoch, **self.train_epoch(epoch)}
+            row = {"epoch": committed, "schedule_epoch": epoch, **self.train_epoch(epoch)}
             tracking_started = time.perf_counter()
             row.update(self.track(epoch))
             now = time.perf_counter()
             self.wall_time += now - started
             row.update(epoch_time_s=now - started, tracking_time_s=now - tracking_started, wall_time_s=self.wall_time)
-            stop = None
-            for component in self.state.method.all_components:
-                stop = stop or component.end_of_epoch(self.state, row)
-            row.update(self.state.method.state_columns())
-            self.run_dir.commit_epoch(epoch, row, self.alpha_rows(epoch), self.checkpoint(epoch))
+            action = None
+            for component in s.method.all_components:
+                action = action or component.end_of_epoch(s, row)
+            if isinstance(action, str):
+                action = Stop(action)
+            row.update(s.method.state_columns())
+            row["action"] = None if action is None else action.reason
+            self.run_dir.commit_epoch(committed, row, self.alpha_rows(committed), self.checkpoint(epoch))
             if self.progress:
                 self.progress("epoch", row)
-            if stop:
-                return stop
+            if isinstance(action, Stop):
+                return action
+            if isinstance(action, Rollback):
+                epoch = self.restore(action.snapshot, components=False)
+                if epoch != action.to_epoch:
+                    raise TrainingError(f"rollback to epoch {action.to_epoch} got a snapshot of epoch {epoch}")
         return None
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
@@ -216,7 +244,7 @@ class Search:
         """End-of-epoch measurements: supernet vs final net, genotype, ground truth, eigenvalue."""
         s = self.state
         genotype = s.derive()
-        weights = s.mixing().detach()
+        weights = s.mixing(phase="eval").detach()
         valid_loss, valid_acc = self.evaluate(weights, None, batch_stats=False)
         final_weights, final_mask = s.space.final_net(genotype, self.device)
         _, final_acc = self.evaluate(final_weights, final_mask, batch_stats=True)
@@ -229,7 +257,8 @@ class Search:
             **s.space.score_columns(self.bench, genotype, self.config.dataset),
         }
         every = self.config.tracking.eigen_every
-        row["eigenvalue"] = self.eigenvalue() if every and epoch % every == 0 else None
+        wanted = any(c.wants_eigenvalue(epoch) for c in s.method.all_components)
+        row["eigenvalue"] = self.eigenvalue() if wanted or (every and epoch % every == 0) else None
         t = self.config.tracking
         if t.correlation_sample:
             due = epoch % t.correlation_every == 0 or epoch == self.config.epochs
@@ -277,21 +306,21 @@ class Search:
         x, y = self.loaders.eigen_batch
         with frozen_bn_stats(s.net):
             eig = dominant_eigenvalue(
-                lambda a: F.cross_entropy(s.net(x, s.mixing(a)), y),
+                lambda a: F.cross_entropy(s.forward(x, s.mixing(a, phase="arch"), "arch"), y),
                 s.alphas,
-                softmax_groups=s.space.group_sizes if s.method.mixing is None else None,
+                softmax_groups=s.space.group_sizes if s.softmax_mixing else None,
             )
         return eig.value
 
     def alpha_rows(self, epoch: int) -> list[dict[str, Any]]:
         """Long-form alphas and their mixing weights after ``epoch``."""
         s = self.state
-        return s.space.alpha_rows(epoch, s.alphas, s.mixing())
+        return s.space.alpha_rows(epoch, s.alphas, s.mixing(phase="eval"))
 
 
 def weight_step(state: SearchState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step of the weights under the method's view of the architecture; (loss, logits), detached."""
-    weights = state.mixing().detach()
+    weights = state.mixing(phase="weights").detach()
     for component in state.method.all_components:
         weights = component.weight_step_weights(state, weights)
     state.w_optim.zero_grad(set_to_none=True)

@@ -61,6 +61,7 @@ def run_search(
             )
         _check_same_config(run_dir, config_dict)
     method = make_method(config.method, config.method_options)
+    method.check_space(config.space)
     torch_device = resolve_device(device)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -75,11 +76,12 @@ def run_search(
         subset_seed=config.data.subset_seed,
     )
     search = Search(config, method, data, bench, run_dir, torch_device, progress)
-    resumed_from = None
+    resumed_from = schedule_done = None
     if existing:
         state = run_dir.resume_state(map_location=torch_device)
         if state.checkpoint is not None:
-            resumed_from = search.restore(state.checkpoint)
+            schedule_done = search.restore(state.checkpoint)
+            resumed_from = int(state.checkpoint["epoch"])
         manifest = run_dir.read_manifest()
         if manifest["status"] == "finished":
             return RunResult(
@@ -90,7 +92,7 @@ def run_search(
     else:
         run_dir.create(_manifest(config_dict, data, bench, torch_device))
     try:
-        stop = search.run(start_epoch=(resumed_from or 0) + 1)
+        stop = search.run(done=resumed_from or 0, schedule_done=schedule_done or 0)
     except KeyboardInterrupt:
         run_dir.set_status("failed", "interrupted by the user; continue with `nbh search ... --resume`")
         raise
@@ -98,10 +100,10 @@ def run_search(
         run_dir.set_status("failed", f"{type(exc).__name__}: {exc}")
         raise
     if stop:
-        run_dir.update_manifest(stopped_early=stop)
+        run_dir.update_manifest(stopped_early=stop.reason, result_epoch=stop.result_epoch)
     run_dir.set_status("finished")
     done = run_dir.read_manifest()["epochs_completed"]
-    return RunResult(run_dir.path, "finished", done, resumed_from, stop)
+    return RunResult(run_dir.path, "finished", done, resumed_from, stop.reason if stop else None)
 
 
 def _check_same_config(run_dir: RunDir, config: dict[str, Any]) -> None:

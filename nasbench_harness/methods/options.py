@@ -1,0 +1,37 @@
+"""Typed method options: each method declares a pydantic model; ``method_options`` are checked
+against it, and errors name the key, the value and what the method accepts."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from nasbench_harness.errors import ConfigError
+
+
+class Options(BaseModel):
+    """Base of a method's options: unknown keys are errors, values are validated and frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+OptionsT = TypeVar("OptionsT", bound=Options)
+
+
+def parse_options(model: type[OptionsT], options: dict[str, Any] | None, method: str) -> OptionsT:
+    """``options`` validated as ``model``; a :class:`ConfigError` names each bad key for ``method``."""
+    try:
+        return model.model_validate(dict(options or {}))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(options)"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown option {key!r}")
+            else:
+                problems.append(f"{key}: {err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})")
+        accepted = ", ".join(f"{name} (default {field.default!r})" for name, field in model.model_fields.items())
+        raise ConfigError(
+            f"bad method_options for {method}: {'; '.join(problems)}. {method} accepts: {accepted or 'no options'}"
+        ) from None
