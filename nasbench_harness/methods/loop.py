@@ -131,14 +131,17 @@ class Search:
         self.loaders = build_loaders(config, data, device)
         self.wall_time = 0.0
         self._correlation_sample: list[tuple[Any, float]] | None = None
-        self.state.snapshot = lambda: self.checkpoint(self.state.epoch)
+        self.state.snapshot = lambda: self.checkpoint(self.state.epoch, components=False)
         self.state.restore = functools.partial(self.restore, components=False)
         for component in method.all_components:
             component.setup(self.state)
 
     # -- checkpoints --------------------------------------------------------------------------
-    def checkpoint(self, epoch: int) -> dict[str, Any]:
-        """Everything needed to continue after schedule epoch ``epoch`` (tensors detached copies)."""
+    def checkpoint(self, epoch: int, components: bool = True) -> dict[str, Any]:
+        """Everything needed to continue after schedule epoch ``epoch`` (tensors detached copies).
+
+        ``components=False`` (a snapshot for a rollback) leaves out the components' state.
+        """
         s = self.state
         return copy.deepcopy(
             {
@@ -148,7 +151,7 @@ class Search:
                 "w_optim": s.w_optim.state_dict(),
                 "a_optim": s.a_optim.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
-                "components": [c.state_dict() for c in s.method.all_components],
+                "components": [c.state_dict() for c in s.method.all_components] if components else None,
                 "wall_time": self.wall_time,
             }
         )
@@ -171,7 +174,7 @@ class Search:
                 component.load_state_dict(saved)
             self.wall_time = float(checkpoint["wall_time"])
         # checkpoints written before rollbacks existed count epochs in "epoch" only
-        return int(checkpoint.get("schedule_epoch", checkpoint["epoch"]))
+        return int(checkpoint["schedule_epoch"] if "schedule_epoch" in checkpoint else checkpoint["epoch"])
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, done: int = 0, schedule_done: int = 0) -> Stop | None:
@@ -199,15 +202,17 @@ class Search:
                 action = Stop(action)
             row.update(s.method.state_columns())
             row["action"] = None if action is None else action.reason
-            self.run_dir.commit_epoch(committed, row, self.alpha_rows(committed), self.checkpoint(epoch))
+            alpha_rows = self.alpha_rows(committed)
+            if isinstance(action, Rollback):
+                # The checkpoint is the state to continue from: a resumed run goes on from the rollback.
+                epoch = self.restore(copy.deepcopy(action.snapshot), components=False)
+                if epoch != action.to_epoch:
+                    raise TrainingError(f"rollback to epoch {action.to_epoch} got a snapshot of epoch {epoch}")
+            self.run_dir.commit_epoch(committed, row, alpha_rows, self.checkpoint(epoch))
             if self.progress:
                 self.progress("epoch", row)
             if isinstance(action, Stop):
                 return action
-            if isinstance(action, Rollback):
-                epoch = self.restore(action.snapshot, components=False)
-                if epoch != action.to_epoch:
-                    raise TrainingError(f"rollback to epoch {action.to_epoch} got a snapshot of epoch {epoch}")
         return None
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:

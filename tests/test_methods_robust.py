@@ -1,0 +1,188 @@
+"""R-DARTS's methods: the eigenvalue early-stopping rule, DARTS-ES's stop and answer epoch,
+DARTS-ADA's rollback to the exact snapshot with a larger weight decay, R-DARTS(L2) and (DP)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from nasbench_harness.data import synthetic_search_data
+from nasbench_harness.errors import ConfigError
+from nasbench_harness.methods import loop
+from nasbench_harness.methods.components.early_stopping import EarlyStopOptions, EigenvalueTracker
+from nasbench_harness.methods.config import build_config
+from nasbench_harness.methods.registry import make_method
+from nasbench_harness.methods.run import run_search
+from nasbench_harness.tracking import read_alphas, read_trajectory
+
+TINY = {
+    "model": {"channels": 4, "cells_per_stage": 1},
+    "batch_size": 16,
+    "tracking": {"eigen_every": 0, "eigen_batch_size": 8},
+    "threads": 1,
+}
+FAST_RULE = {"every": 1, "window": 1, "delta": 1, "factor": 1.5, "start_epoch": 1}
+
+
+def _run(tmp_path: Path, bench: Any, name: str = "run", **overrides: Any) -> Any:
+    config = build_config("cpu", {**TINY, **overrides})
+    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
+    return run_search(config, tmp_path / name, device="cpu", data=data, bench=bench)
+
+
+@pytest.fixture
+def doubling_eigenvalue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The eigenvalue doubles every epoch, so the early-stopping rule fires when it may."""
+
+    def fake(self: loop.Search) -> float:
+        return float(2**self.state.epoch)
+
+    monkeypatch.setattr(loop.Search, "eigenvalue", fake)
+
+
+def test_tracker_centres_the_local_average_as_the_authors_code() -> None:
+    tracker = EigenvalueTracker(every=2, window=5)
+    for epoch, value in zip(range(2, 22, 2), [1, 1, 1, 1, 1, 2, 3, 4, 5, 6], strict=True):
+        tracker.add(epoch, float(value))
+    # the first average needs ceil(5/2) = 3 values; an average belongs to 2 * (5 // 2) = 4 epochs back
+    assert tracker.averages[0] == (2, 1.0)
+    assert tracker.averages[-1] == (16, pytest.approx((2 + 3 + 4 + 5 + 6) / 5))
+    earlier_epoch, growth = tracker.growth(4)  # type: ignore[misc]
+    assert earlier_epoch == 8 and growth == pytest.approx(4.0 / ((1 + 1 + 1 + 1 + 2) / 5))
+
+
+def test_rules_code_and_paper() -> None:
+    code = EarlyStopOptions().resolved()
+    assert (code["every"], code["window"], code["delta"], code["factor"], code["start_epoch"]) == (2, 5, 4, 1.3, 10)
+    paper = EarlyStopOptions(rule="paper").resolved()
+    assert paper["every"] * paper["delta"] == 5 and 1 / paper["factor"] == pytest.approx(0.75)
+    assert EarlyStopOptions(rule="paper", factor=2.0).resolved()["factor"] == 2.0
+
+
+@pytest.mark.data
+def test_darts_es_stops_and_answers_with_the_earlier_epoch(
+    tmp_path: Path, real_nb201: Any, doubling_eigenvalue: None
+) -> None:
+    result = _run(tmp_path, real_nb201, method="darts-es", method_options=FAST_RULE, epochs=5)
+    rows = read_trajectory(result.path).to_pylist()
+    # averages of single values: growth 2x > 1.5 as soon as two exist, i.e. after epoch 2
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[1]["es_growth"] == pytest.approx(2.0) and rows[1]["es_local_avg"] == pytest.approx(4.0)
+    assert "grew 2.00x" in rows[1]["action"]
+    manifest = json.loads((result.path / "manifest.json").read_text())
+    assert manifest["result_epoch"] == 1 and "grew" in manifest["stopped_early"]
+    assert result.stopped_early == manifest["stopped_early"]
+
+
+@pytest.mark.data
+def test_darts_es_does_not_stop_before_start_epoch(tmp_path: Path, real_nb201: Any, doubling_eigenvalue: None) -> None:
+    result = _run(tmp_path, real_nb201, method="darts-es", method_options={**FAST_RULE, "start_epoch": 9}, epochs=3)
+    rows = read_trajectory(result.path).to_pylist()
+    assert len(rows) == 3 and result.stopped_early is None
+    assert all(r["eigenvalue"] is not None for r in rows)  # the component asks for it every epoch
+
+
+@pytest.mark.data
+def test_darts_ada_rolls_back_to_the_exact_snapshot_with_ten_times_the_weight_decay(
+    tmp_path: Path, real_nb201: Any, doubling_eigenvalue: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    states: dict[int, dict[str, Any]] = {}  # schedule epoch -> state right after its tracking
+    restored: list[dict[str, Any]] = []
+    original_track, original_restore = loop.Search.track, loop.Search.restore
+
+    def track(self: loop.Search, epoch: int) -> dict[str, Any]:
+        row = original_track(self, epoch)
+        states.setdefault(epoch, copy.deepcopy(self.checkpoint(epoch, components=False)))
+        return row
+
+    def restore(self: loop.Search, checkpoint: dict[str, Any], components: bool = True) -> int:
+        epoch = original_restore(self, checkpoint, components)
+        restored.append(copy.deepcopy(self.checkpoint(epoch, components=False)))
+        return epoch
+
+    monkeypatch.setattr(loop.Search, "track", track)
+    monkeypatch.setattr(loop.Search, "restore", restore)
+    options = {**FAST_RULE, "max_adaptations": 1}
+    result = _run(tmp_path, real_nb201, method="darts-ada", method_options=options, epochs=4)
+    rows = read_trajectory(result.path).to_pylist()
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["schedule_epoch"] for r in rows] == [1, 2, 2, 3, 4]  # epoch 2 again after the rollback to 1
+    assert "rolled back to epoch 1" in rows[1]["action"]
+    assert [r["ada_adaptations"] for r in rows] == [0, 1, 1, 1, 1]
+    wd = rows[0]["weight_decay"]
+    assert [r["weight_decay"] for r in rows] == pytest.approx([wd, wd, 10 * wd, 10 * wd, 10 * wd])
+    # the state after the rollback is the state after epoch 1, exactly, but for the weight decay
+    (after,) = restored
+    before = states[1]
+    for key, value in before["net"].items():
+        assert torch.equal(after["net"][key], value), key
+    assert torch.equal(after["alphas"], before["alphas"])
+    assert after["scheduler"] == before["scheduler"]
+    for key, value in before["w_optim"]["state"].items():
+        assert torch.equal(after["w_optim"]["state"][key]["momentum_buffer"], value["momentum_buffer"])
+    assert after["w_optim"]["param_groups"][0]["weight_decay"] == pytest.approx(10 * wd)
+    epoch1 = [r["alpha"] for r in read_alphas(result.path).to_pylist() if r["epoch"] == 1]
+    assert torch.allclose(after["alphas"].flatten(), torch.tensor(epoch1))
+
+
+@pytest.mark.data
+def test_darts_ada_resumed_after_the_rollback_equals_the_uninterrupted_run(
+    tmp_path: Path, real_nb201: Any, doubling_eigenvalue: None
+) -> None:
+    options = {**FAST_RULE, "max_adaptations": 1}
+    whole = _run(tmp_path, real_nb201, "whole", method="darts-ada", method_options=options, epochs=3)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(kind: str, info: dict[str, Any]) -> None:
+        if kind == "epoch" and info["epoch"] == 2:
+            raise Interrupt
+
+    config = build_config("cpu", {**TINY, "method": "darts-ada", "method_options": options, "epochs": 3})
+    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
+    with pytest.raises(Interrupt):
+        run_search(config, tmp_path / "split", device="cpu", data=data, bench=real_nb201, progress=stop_after_two)
+    resumed = run_search(config, tmp_path / "split", device="cpu", data=data, bench=real_nb201)
+    volatile = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
+    strip = [{k: v for k, v in r.items() if k not in volatile} for r in read_trajectory(whole.path).to_pylist()]
+    again = [{k: v for k, v in r.items() if k not in volatile} for r in read_trajectory(resumed.path).to_pylist()]
+    assert again == strip and [r["schedule_epoch"] for r in again] == [1, 2, 2, 3]
+
+
+@pytest.mark.data
+def test_rdarts_l2_sets_the_weight_decay(tmp_path: Path, real_nb201: Any) -> None:
+    result = _run(tmp_path, real_nb201, method="rdarts-l2", method_options={"weight_decay": 81e-4}, epochs=2)
+    assert [r["weight_decay"] for r in read_trajectory(result.path).to_pylist()] == [81e-4, 81e-4]
+    saved = torch.load(result.path / "checkpoint.pt", weights_only=False)
+    assert saved["w_optim"]["param_groups"][0]["weight_decay"] == 81e-4
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("space", ["nb201", "nb1shot1-1"])
+def test_rdarts_dp_schedules_the_drop_probability(space: str, tmp_path: Path, real_nb201: Any, real_nb101: Any) -> None:
+    bench = real_nb201 if space == "nb201" else real_nb101
+    extra = {"space": space, "model": {"channels": 4, "cells_per_stage": 1, "num_cells": 3}}
+    result = _run(tmp_path, bench, method="rdarts-dp", method_options={"drop_prob": 0.4}, epochs=3, **extra)
+    assert [r["drop_prob"] for r in read_trajectory(result.path).to_pylist()] == pytest.approx([0.0, 0.2, 0.4])
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("darts-es", {"factor": "big"}, "factor"),
+        ("darts-es", {"rule": "book"}, "rule"),
+        ("darts-ada", {"wd_factor": 1.0}, "wd_factor"),
+        ("rdarts-l2", {"weight_decay": -1}, "weight_decay"),
+        ("rdarts-dp", {"drop_prob": 1.0}, "drop_prob"),
+        ("rdarts-dp", {"p": 0.2}, "unknown option 'p'"),
+    ],
+)
+def test_bad_options_are_config_errors(name: str, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_method(name, options)
