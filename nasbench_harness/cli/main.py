@@ -7,7 +7,7 @@ import sys
 import typer
 
 from nasbench_harness import __version__
-from nasbench_harness.cli import data, query, search
+from nasbench_harness.cli import baseline, data, methods, query, search
 from nasbench_harness.errors import NbhError
 
 app = typer.Typer(
@@ -22,6 +22,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(query.app, name="query")
 app.command("search")(search.search)
+app.command("baseline")(baseline.baseline)
+app.command("methods")(methods.methods)
 
 
 def _version(value: bool) -> None:
