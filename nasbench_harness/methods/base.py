@@ -22,7 +22,7 @@ the space's argmax rule). Components report ``state_columns()`` into the traject
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -62,8 +62,10 @@ class SearchState:
     """The live objects of a search, handed to every hook.
 
     ``epoch`` is the epoch of the schedule being trained (1-based; after a rollback it repeats
-    earlier values), ``step`` the batch within it. ``snapshot``/``restore`` are set by the loop:
-    the full state (network, alphas, optimisers, schedule, components) as a detached copy, and back.
+    earlier values), ``step`` the batch within it. Set by the loop: ``snapshot``/``restore``, the
+    full state (network, alphas, optimisers, schedule, components) as a detached copy, and back;
+    ``batch``, the current search-train batch (during the arch and weight steps);
+    ``eval_batches``, the end-of-epoch evaluation images (a fixed subset of search-valid).
     """
 
     net: torch.nn.Module
@@ -78,6 +80,8 @@ class SearchState:
     epochs: int = 0
     snapshot: Callable[[], dict[str, Any]] | None = None
     restore: Callable[[dict[str, Any]], int] | None = None
+    batch: Batch | None = None
+    eval_batches: Callable[[], Iterable[Batch]] | None = None
 
     def mixing(self, alphas: torch.Tensor | None = None, phase: Phase = "arch") -> torch.Tensor:
         """The mixing weights the supernet sees for ``alphas`` (default: the current ones) in ``phase``."""

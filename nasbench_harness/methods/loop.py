@@ -133,6 +133,7 @@ class Search:
         self._correlation_sample: list[tuple[Any, float]] | None = None
         self.state.snapshot = lambda: self.checkpoint(self.state.epoch, components=False)
         self.state.restore = functools.partial(self.restore, components=False)
+        self.state.eval_batches = lambda: self.loaders.evaluation.epoch(0)
         for component in method.all_components:
             component.setup(self.state)
 
@@ -226,13 +227,14 @@ class Search:
         totals = np.zeros(3)  # train loss sum, correct predictions, images
         steps = len(self.loaders.train)
         for step, train in enumerate(self.loaders.train.epoch(epoch)):
-            s.step = step
+            s.step, s.batch = step, train
             s.method.arch_step.step(s, train, next(valid_batches))
             loss, logits = self.weight_step(train)
             n = train[1].numel()
             totals += (float(loss) * n, float((logits.argmax(1) == train[1]).sum()), n)
             if self.progress:
                 self.progress("step", {"epoch": epoch, "step": step + 1, "steps": steps, "loss": float(loss)})
+        s.batch = None
         self.scheduler.step()
         return {
             "train_loss": totals[0] / totals[2],
