@@ -58,6 +58,20 @@ def search(
         ),
     ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all cores).")] = None,
+    regularizer: Annotated[
+        str | None,
+        typer.Option(
+            "--regularizer",
+            help="Add a regularizer: path/to/file.py:Class, package.module:Class, an installed entry point, "
+            "or a built-in (entropy, beta-decay, zero-one); see `nasbench_harness.methods.plugins`.",
+            show_default=False,
+        ),
+    ] = None,
+    reg_weight: Annotated[float, typer.Option("--reg-weight", help="The regularizer's weight.")] = 1.0,
+    reg_params: Annotated[
+        list[str] | None,
+        typer.Option("--reg-param", help="A regularizer parameter, key=value (repeatable).", show_default=False),
+    ] = None,
     data_dir: DataDirOption = None,
     cache_dir: CacheDirOption = None,
 ) -> None:
@@ -80,6 +94,14 @@ def search(
         values["epochs"] = epochs
     if threads is not None:
         values["threads"] = threads
+    if regularizer is not None:
+        values["regularizers"] = [
+            {"ref": regularizer, "weight": reg_weight, "params": parse_overrides(reg_params or [])}
+        ]
+    elif reg_params or reg_weight != 1.0:
+        from nasbench_harness.errors import ConfigError
+
+        raise ConfigError("--reg-weight and --reg-param need --regularizer (which regularizer they are for)")
     config = build_config(preset or _default_preset(device), values)
     run_dir = out or default_run_dir(config)
     if resume and not (run_dir / "manifest.json").is_file():

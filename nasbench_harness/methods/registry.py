@@ -73,3 +73,18 @@ def describe(name: str) -> str:
 
     doc = inspect.getdoc(factory(name)) or "(no documentation)"
     return f"{name}: {METHOD_HELP.get(name, '')}\n\n{doc}"
+
+
+def build_method(config: Any) -> tuple[Method, list[dict[str, Any]]]:
+    """The method of a :class:`~nasbench_harness.methods.config.SearchConfig` with its plugin
+    regularizers added, checked against the config's space; and the plugins' provenance."""
+    from nasbench_harness.methods.plugins import load_regularizer, plugin_provenance
+
+    method = make_method(config.method, config.method_options)
+    provenance = []
+    for spec in config.regularizers:
+        cls = load_regularizer(spec.ref)
+        method.components = [*method.components, cls(spec.weight, spec.params)]
+        provenance.append({"ref": spec.ref, "weight": spec.weight, "params": spec.params, **plugin_provenance(cls)})
+    method.check_space(config.space)
+    return method, provenance

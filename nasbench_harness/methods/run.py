@@ -13,7 +13,7 @@ from nasbench_harness.data import SearchData, load_search_data
 from nasbench_harness.errors import RunDirError
 from nasbench_harness.methods.config import SearchConfig
 from nasbench_harness.methods.loop import Progress, Search, resolve_device
-from nasbench_harness.methods.registry import make_method
+from nasbench_harness.methods.registry import build_method
 from nasbench_harness.methods.spaces import get_search_space
 from nasbench_harness.tracking import RunDir, describe_config_diff, git_commit, utc_now, versions
 
@@ -60,8 +60,7 @@ def run_search(
                 f"{run_dir.path} already holds a search run; continue it with --resume, or choose another --out"
             )
         _check_same_config(run_dir, config_dict)
-    method = make_method(config.method, config.method_options)
-    method.check_space(config.space)
+    method, plugins = build_method(config)
     torch_device = resolve_device(device)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -90,7 +89,7 @@ def run_search(
         run_dir.set_status("running")
         run_dir.update_manifest(device=str(torch_device), resumed_at=[*manifest.get("resumed_at", []), utc_now()])
     else:
-        run_dir.create(_manifest(config_dict, data, bench, torch_device))
+        run_dir.create({**_manifest(config_dict, data, bench, torch_device), "plugins": plugins})
     try:
         stop = search.run(done=resumed_from or 0, schedule_done=schedule_done or 0)
     except KeyboardInterrupt:
