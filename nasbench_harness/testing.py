@@ -74,7 +74,7 @@ def _check_phase(cls: type[Regularizer], params: dict[str, Any] | None, space: s
     if not isinstance(value, torch.Tensor) or value.dim() != 0:
         raise ContractError(f"{where}: penalty must be a 0-dim tensor, got {value!r:.80}")
     if not torch.isfinite(value):
-        raise ContractError(f"{where}: penalty is not finite ({float(value)})")
+        raise ContractError(f"{where}: penalty is not finite ({float(value.detach())})")
     targets = [state.alphas] if phase == "arch" else [p for p in state.net.parameters() if p.requires_grad]
     if not value.requires_grad:
         raise ContractError(f"{where}: penalty does not depend on {'the alphas' if phase == 'arch' else 'the weights'}")
