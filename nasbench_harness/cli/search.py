@@ -24,9 +24,9 @@ def search(
         str | None,
         typer.Option(
             "--preset",
-            help="paper: NB201's setting (C=16, N=5, full data, 50 epochs; GPU hours). "
-            "cpu: C=8, N=1, 5,000/5,000 images at 16x16 (about 5 minutes on 2 cores). "
-            "Default: paper on CUDA, else cpu.",
+            help="paper: the space's published setting, 50 epochs, GPU hours (NB201: C=16, N=5, batch 64; "
+            "NB-1Shot1: C=16, 9 cells, batch 96). cpu: C=8 (NB201: N=1; NB-1Shot1: 3 cells), 5,000/5,000 "
+            "images at 16x16, about 5 minutes on 2 cores. Default: paper on CUDA, else cpu.",
             show_default=False,
         ),
     ] = None,
@@ -75,7 +75,7 @@ def search(
     data_dir: DataDirOption = None,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    """Run a search; every epoch, record the derived architecture and its NB201 ground truth.
+    """Run a search; every epoch, record the derived architecture and its tabular ground truth (NB201 or NB101).
 
     Writes manifest.json, trajectory.parquet (one row per epoch), alphas.parquet and
     checkpoint.pt to the run directory (see results/README.md for every column).
