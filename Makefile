@@ -29,13 +29,16 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# xautodl (the NB201 authors' code) is the reference of the search benchmark; its metadata
-# pins a numpy that does not exist for this Python, and the modules used need only torch.
+# xautodl (the NB201 authors' code) is the reference of the NB201 search benchmark; its metadata
+# pins a numpy that does not exist for this Python, and the modules used need only torch. The
+# NB-1Shot1 authors' code is not on PyPI: NB1SHOT1_PEER points at a checkout of it.
 bench: $(STAMP)
 	$(BIN)/pip install --quiet --no-deps xautodl==1.0.0
 	$(BIN)/python benchmarks/perf/nb201_query.py
 	$(BIN)/python benchmarks/perf/nb101_query.py
 	$(BIN)/python benchmarks/perf/nb201_search.py
+	@if [ -n "$$NB1SHOT1_PEER" ]; then $(BIN)/python benchmarks/perf/nb1shot1_search.py; \
+	else echo "skipping benchmarks/perf/nb1shot1_search.py: set NB1SHOT1_PEER to a checkout of automl/nasbench-1shot1"; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
