@@ -175,6 +175,12 @@ class Component:
         """The genotype this method returns now, or None for the space's argmax rule."""
         return None
 
+    def final_net_batch_stats(self, state: SearchState) -> bool | None:
+        """Whether the derived final net is evaluated with batch statistics in every BN (the
+        loop's rule, for nets cut out of a supernet), or False once the final net is what was
+        trained (single-stage after freezing); None leaves it to the loop."""
+        return None
+
     def state_columns(self) -> dict[str, float | int | str | None]:
         """Method-state values for the trajectory (e.g. the current epsilon)."""
         return {}

@@ -254,7 +254,9 @@ class Search:
         weights = s.mixing(phase="eval").detach()
         valid_loss, valid_acc = self.evaluate(weights, None, batch_stats=False)
         final_weights, final_mask = s.space.final_net(genotype, self.device)
-        _, final_acc = self.evaluate(final_weights, final_mask, batch_stats=True)
+        rules = (c.final_net_batch_stats(s) for c in s.method.all_components)
+        batch_stats = next((r for r in rules if r is not None), True)
+        _, final_acc = self.evaluate(final_weights, final_mask, batch_stats=batch_stats)
         row: dict[str, Any] = {
             "valid_loss": valid_loss,
             "valid_acc": valid_acc,
@@ -308,12 +310,14 @@ class Search:
         return loss_sum / count, 100.0 * correct / count
 
     def eigenvalue(self) -> float:
-        """Dominant eigenvalue of the valid-loss Hessian in the alphas, on the fixed eigen batch."""
+        """Dominant eigenvalue of the valid-loss Hessian in the alphas, on the fixed eigen batch,
+        under the method's deterministic ``eval`` mixing (a sampling method's ``arch`` mixing is a
+        random draw, and torch's Dirichlet sample is only once differentiable)."""
         s = self.state
         x, y = self.loaders.eigen_batch
         with frozen_bn_stats(s.net):
             eig = dominant_eigenvalue(
-                lambda a: F.cross_entropy(s.forward(x, s.mixing(a, phase="arch"), "arch"), y),
+                lambda a: F.cross_entropy(s.forward(x, s.mixing(a, phase="eval"), "arch"), y),
                 s.alphas,
                 softmax_groups=s.space.group_sizes if s.softmax_mixing else None,
             )

@@ -37,7 +37,10 @@ def alpha_hessian(
     With an orthonormal ``basis`` (n, k): the (k, k) matrix B^T H B, from k products.
     """
     a = alphas.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(loss_fn(a), [a], create_graph=True)
+    (grad,) = torch.autograd.grad(loss_fn(a), [a], create_graph=True, allow_unused=True)
+    if grad is None or not grad.requires_grad:  # the loss is flat (or linear) in the alphas
+        k = a.numel() if basis is None else basis.shape[1]
+        return torch.zeros(k, k, dtype=torch.float64, device=a.device)
     n = grad.numel()
     directions = torch.eye(n, dtype=grad.dtype, device=grad.device) if basis is None else basis.to(grad).T
     rows = [
@@ -102,7 +105,9 @@ def dominant_eigenvalue(
         top = float(values[-1])
         return Eigen(max(top, 0.0) if softmax_groups else top, "exact")
     a = alphas.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(loss_fn(a), [a], create_graph=True)
+    (grad,) = torch.autograd.grad(loss_fn(a), [a], create_graph=True, allow_unused=True)
+    if grad is None or not grad.requires_grad:
+        return Eigen(0.0, "power")
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
         vec = v.to(grad.dtype).reshape(grad.shape)

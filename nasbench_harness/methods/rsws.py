@@ -1,0 +1,149 @@
+"""Random search with weight sharing (RSWS): train the supernet on uniformly sampled paths, then
+pick the best of random architectures by their accuracy with the shared weights."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from pydantic import Field
+
+from nasbench_harness.errors import ConfigError
+from nasbench_harness.methods.base import ArchStep, Batch, Method, Phase, SearchState
+from nasbench_harness.methods.components.hessian import frozen_bn_stats
+from nasbench_harness.methods.options import Options, parse_options
+
+
+class RSWSOptions(Options):
+    """How many random architectures are ranked each epoch, and on how many validation images."""
+
+    n_candidates: int = Field(20, ge=1, description="random architectures ranked at the end of every epoch")
+    eval_images: int | None = Field(256, ge=1, description="validation images per candidate (None: all)")
+
+
+def uniform_genotype(state: SearchState, generator: torch.Generator | None = None) -> Any:
+    """A genotype drawn uniformly from the space (torch's global RNG unless ``generator``).
+
+    The space's own rule applied to i.i.d. uniform scores: NB201 takes each edge's argmax (a
+    uniform op, ``none`` included when the method allows it), NB-1Shot1 each group's top k (a
+    uniform op per block and a uniform k-subset of parents per node), so every configuration is
+    equally likely.
+    """
+    scores = torch.rand(state.alphas.shape, generator=generator)
+    return state.space.derive(scores, state.method.include_none)
+
+
+def oneshot_accuracy(state: SearchState, genotype: Any, batches: Iterable[Batch]) -> float:
+    """Accuracy (%) of ``genotype``'s final net with the supernet's shared weights on ``batches``.
+
+    As the loop evaluates final nets: only the path is computed (its mask), and every BN uses the
+    batch's statistics (the shared running statistics belong to the mixture of paths) without
+    moving them.
+    """
+    weights, mask = state.space.final_net(genotype, state.alphas.device)
+    correct = count = 0
+    with torch.no_grad(), frozen_bn_stats(state.net):
+        for x, y in batches:
+            logits = state.net(x, weights, mask=mask)
+            correct += int((logits.argmax(1) == y).sum())
+            count += y.numel()
+    return 100.0 * correct / max(count, 1)
+
+
+class RandomWeightSharing(ArchStep):
+    """No architecture learning; uniform paths in the weight step; the best of random candidates."""
+
+    name = "rsws"
+
+    def __init__(self, options: RSWSOptions) -> None:
+        self.options = options
+        self._sample: tuple[tuple[int, int], Any] | None = None
+        self._best: tuple[int, Any, float] | None = None  # epoch, genotype, one-shot accuracy
+        self.candidates: list[tuple[Any, float]] = []
+        """The last ranking: (genotype, one-shot accuracy %) of every candidate, in drawing order."""
+
+    def step(self, state: SearchState, train: Batch, valid: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(()), torch.zeros(0)
+
+    def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor | None:
+        if phase != "weights":
+            return None  # evaluation and Hessian see softmax(alpha): the untrained, uniform mixture
+        weights, mask = state.space.final_net(uniform_genotype(state), alphas.device)
+        self._sample = ((state.epoch, state.step), mask)
+        return weights.to(alphas.dtype).reshape(alphas.shape)
+
+    def forward_options(self, state: SearchState, phase: Phase) -> dict[str, Any]:
+        if phase == "weights" and self._sample is not None and self._sample[0] == (state.epoch, state.step):
+            return {"mask": self._sample[1]}
+        return {}
+
+    def derive(self, state: SearchState) -> Any:
+        if self._best is None or self._best[0] != state.epoch:
+            self._best = (state.epoch, *self._rank(state))
+        return self._best[1]
+
+    def _rank(self, state: SearchState) -> tuple[Any, float]:
+        batches = _first_images(_valid_batches(state), self.options.eval_images)
+        # one draw from the global RNG (reseeded by the loop each epoch) seeds the candidates
+        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
+        self.candidates = []
+        for _ in range(self.options.n_candidates):
+            genotype = uniform_genotype(state, generator)
+            self.candidates.append((genotype, oneshot_accuracy(state, genotype, batches)))
+        best = max(range(len(self.candidates)), key=lambda i: (self.candidates[i][1], -i))  # ties: first drawn
+        return self.candidates[best]
+
+    def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
+        self._sample = None
+        return None
+
+    def state_columns(self) -> dict[str, float | int | str | None]:
+        return {"rsws_best_oneshot_acc": None if self._best is None else self._best[2]}
+
+
+def _valid_batches(state: SearchState) -> Iterable[Batch]:
+    if state.eval_batches is None:
+        raise ConfigError(
+            "rsws ranks architectures on validation images, which this search state does not have "
+            "(SearchState.eval_batches is unset; the search loop sets it)"
+        )
+    return state.eval_batches()
+
+
+def _first_images(batches: Iterable[Batch], limit: int | None) -> list[Batch]:
+    """The batches holding the first ``limit`` images (all when None), cut to exactly ``limit``."""
+    out: list[Batch] = []
+    seen = 0
+    for x, y in batches:
+        if limit is not None and seen + y.numel() > limit:
+            x, y = x[: limit - seen], y[: limit - seen]
+        out.append((x, y))
+        seen += y.numel()
+        if limit is not None and seen >= limit:
+            break
+    return out
+
+
+def rsws(options: dict[str, Any]) -> Method:
+    """Random search with weight sharing (Li & Talwalkar, 2019, "Random Search and Reproducibility
+    for Neural Architecture Search", UAI 2019).
+
+    Formulas: each weight step trains the supernet under one architecture drawn uniformly from the
+    space (one-hot weights and the path's mask; NB-1Shot1: a uniform configuration, ops and parent
+    sets); the alphas are never trained. The architecture the method would pick after an epoch is
+    the best of ``n_candidates`` uniform random architectures by accuracy with the shared weights
+    (batch-statistics BN, as final nets) on the first ``eval_images`` of the loop's fixed
+    validation images; the candidates are drawn from one number of torch's global RNG, which the
+    loop reseeds per epoch, so they depend on (seed, epoch) only and a resumed run draws the same.
+
+    Defaults: ``n_candidates=20`` and ``eval_images=256`` keep the ranking a fraction of a ``cpu``
+    epoch; the paper ranks 1000 architectures once, at the end of the search. ``valid_acc`` is the
+    supernet under softmax(alpha) with the untrained alphas (the uniform mixture), so ``gap``
+    compares that mixture with the chosen path.
+
+    Trajectory column: ``rsws_best_oneshot_acc`` (one-shot accuracy in % of the chosen candidate on
+    the ranking images).
+    """
+    opts = parse_options(RSWSOptions, options, "rsws")
+    return Method(name="rsws", arch_step=RandomWeightSharing(opts))
