@@ -2,9 +2,10 @@
 
 Goal (issue 6), space 1, C=16, 9 cells, batch 96, 32x32, 2 threads: >= 1.5x the authors' model
 in its faster memory format (channels_last), for the weight step and the first-order DARTS
-iteration, on the same random batches; and the fraction of the machine's compute limit
-(~180 GFLOP/s float32; a training step's FLOPs are counted here from the convolutions and the
-classifier: 2 x multiply-adds, x3 for forward + backward).
+iteration, on the same random batches; and the fraction of the machine's compute limit (the
+float32 peak measured by a large sgemm at the start, ``peak.py``; a training step's FLOPs are
+counted here from the convolutions and the classifier: 2 x multiply-adds, x3 for forward +
+backward).
 
 The peer is the authors' code, which is not on PyPI: point ``NB1SHOT1_PEER`` at a checkout of
 ``automl/nasbench-1shot1`` (its ``optimizers/darts/model_search.py``, ``operations.py``,
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
+from peak import sgemm_gflops
 from torch import nn
 
 from nasbench_harness.methods.config import build_config
@@ -35,7 +37,6 @@ from nasbench_harness.methods.loop import build_state, weight_step
 from nasbench_harness.methods.registry import make_method
 
 BATCH = 96
-PEAK_GFLOPS = 180.0
 Step = Callable[[int], None]
 
 
@@ -225,9 +226,10 @@ def main() -> None:
 
     space = get_search_space("nb1shot1-1")
     gflop = training_gflop_per_image(net, space.softmax(torch.zeros(space.layout.size)))
-    limit = PEAK_GFLOPS / gflop
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training step {gflop:.2f} GFLOP/image, ")
-    print(f"compute limit ~{limit:.0f} img/s at {PEAK_GFLOPS:.0f} GFLOP/s")
+    peak = sgemm_gflops()
+    limit = peak / gflop
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training step {gflop:.2f} GFLOP/image")
+    print(f"sgemm peak {peak:.0f} GFLOP/s: compute limit ~{limit:.0f} img/s")
     for title, darts in (("weight step", False), ("first-order DARTS iteration", True)):
         rates = measure(darts, args.rounds, args.steps, args.peer)
         print(f"\n## {title} (train img/s, median of {args.rounds} interleaved rounds of {args.steps} steps)")

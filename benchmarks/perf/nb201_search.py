@@ -4,8 +4,8 @@ Goals (issue 4), NB201 paper config (C=16, N=5, batch 64, 32x32, 2 threads):
 - weight step (forward, backward, SGD step): >= 1.5x xautodl's ``TinyNetworkDarts`` in its
   faster memory format (channels_last), on the same random batches;
 - the same for a full first-order DARTS iteration (arch step + weight step);
-- both also as a fraction of the machine's compute limit (about 120 img/s: ~1.46 GFLOP per
-  image per training step against ~180 GFLOP/s float32 peak).
+- both also as a fraction of the machine's compute limit (~1.46 GFLOP per image per training
+  step against the float32 peak measured at the start by a large sgemm, ``peak.py``).
 And at the cpu preset: per-epoch tracking (both evaluations, the Hessian every 5 epochs) under
 10% of the epoch; a 50-epoch search under 15 minutes (estimated from one epoch here).
 
@@ -29,13 +29,15 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from peak import sgemm_gflops
 
 from nasbench_harness.methods.config import build_config
 from nasbench_harness.methods.loop import build_state, weight_step
 from nasbench_harness.methods.registry import make_method
 
 BATCH = 64
-COMPUTE_LIMIT = 120.0  # img/s for a training step on this machine (see the module docstring)
+GFLOP_PER_IMAGE = 1.46  # a training step of the paper config (forward + backward), per image
+COMPUTE_LIMIT = 120.0  # img/s; replaced in main() by the measured sgemm peak / GFLOP_PER_IMAGE
 Step = Callable[[int], None]
 
 
@@ -163,8 +165,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--skip-tracking", action="store_true", help="skip the cpu-preset epoch (needs real data)")
     args = parser.parse_args()
+    global COMPUTE_LIMIT
     torch.set_num_threads(2)
+    peak = sgemm_gflops()
+    COMPUTE_LIMIT = peak / GFLOP_PER_IMAGE
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu count {os.cpu_count()}")
+    print(f"sgemm peak {peak:.0f} GFLOP/s: compute limit ~{COMPUTE_LIMIT:.0f} img/s at {GFLOP_PER_IMAGE} GFLOP/image")
     data = batches()
     for title, darts in (("weight step", False), ("first-order DARTS iteration", True)):
         rates = measure(
