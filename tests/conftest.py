@@ -52,3 +52,19 @@ def real_nb101(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory):  
     if not (real_data_dir / NB101_FILE).is_file():
         pytest.fail(f"this test needs {NB101_FILE} in NBH_DATA_DIR={real_data_dir}")
     return NB101Benchmark.load(import_nb101(real_data_dir / NB101_FILE, tmp_path_factory.mktemp("real-nb101")))
+
+
+@pytest.fixture
+def small_nb101(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A two-cell NB101 table in the official format, for NB-1Shot1 searches that need a table but
+    not real numbers. The import's space-coverage flags (every reachable cell of all three spaces
+    hashed, about 15 s) are replaced by the cells' own hashes: scoring looks cells up by hash and
+    never reads those flags."""
+    from nb101_files import S1, cell, write_nb101
+
+    import nasbench_harness.tabular.nb101_import as nb101_import
+    from nasbench_harness.tabular.nb101 import NB101Benchmark
+
+    write_nb101(tmp_path / "small.tfrecord", S1)
+    monkeypatch.setattr(nb101_import, "reachable_hashes", lambda space: frozenset(cell(t)[0] for t in S1))
+    return NB101Benchmark.load(nb101_import.import_nb101(tmp_path / "small.tfrecord", tmp_path / "nb101-cache"))

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from nb101_files import S1, cell, write_nb101
 
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
@@ -21,7 +20,6 @@ from nasbench_harness.methods.run import run_search
 from nasbench_harness.methods.sparse import SPDartsOptions, group_entropy, sp_schedule
 from nasbench_harness.spaces.nb201 import NB201Genotype
 from nasbench_harness.tabular.nb101 import NB101Benchmark
-from nasbench_harness.tabular.nb101_import import import_nb101
 from nasbench_harness.tracking import read_alphas, read_trajectory
 
 TINY = {
@@ -62,18 +60,6 @@ def _one_thread() -> Any:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture
-def small_nb101(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> NB101Benchmark:
-    """A two-cell NB101 table in the official format. The import's space-coverage flags (every
-    reachable cell of all three spaces hashed, about 15 s) are replaced by the cells' own hashes:
-    scoring looks cells up by hash and never reads those flags."""
-    import nasbench_harness.tabular.nb101_import as nb101_import
-
-    write_nb101(tmp_path / "small.tfrecord", S1)
-    monkeypatch.setattr(nb101_import, "reachable_hashes", lambda space: frozenset(cell(t)[0] for t in S1))
-    return NB101Benchmark.load(import_nb101(tmp_path / "small.tfrecord", tmp_path / "nb101-cache"))
 
 
 # -- SP-DARTS ---------------------------------------------------------------------------------
