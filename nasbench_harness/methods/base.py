@@ -143,6 +143,11 @@ class Component:
         """Why this component cannot run on ``space`` (e.g. "nb1shot1-2"), or None when it can."""
         return None
 
+    def build_net(self, space: Any, model: Any, num_classes: int) -> torch.nn.Module | None:
+        """A supernet of its own for the space adapter ``space`` and the config's ``model`` section
+        (PC-DARTS: partial channels), or None for the space's standard one."""
+        return None
+
     def setup(self, state: SearchState) -> None:
         """Called once the network, alphas and optimisers exist (before a resumed run's restore)."""
 

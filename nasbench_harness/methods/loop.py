@@ -97,7 +97,9 @@ def build_state(
     """Network, alphas, optimisers and the cosine schedule of ``config``, seeded by ``config.seed``."""
     torch.manual_seed(config.seed)
     space = get_search_space(config.space)
-    net = space.build_net(config.model, num_classes).to(device)
+    built = (c.build_net(space, config.model, num_classes) for c in method.all_components)
+    net = next((n for n in built if n is not None), None) or space.build_net(config.model, num_classes)
+    net = net.to(device)
     if config.model.channels_last:
         net = net.to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(config.seed)
