@@ -68,3 +68,15 @@ def small_nb101(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignor
     write_nb101(tmp_path / "small.tfrecord", S1)
     monkeypatch.setattr(nb101_import, "reachable_hashes", lambda space: frozenset(cell(t)[0] for t in S1))
     return NB101Benchmark.load(nb101_import.import_nb101(tmp_path / "small.tfrecord", tmp_path / "nb101-cache"))
+
+
+@pytest.fixture
+def one_thread():  # type: ignore[no-untyped-def]
+    """One torch thread, as the tiny searches run best on this machine's two shared cores (two
+    threads make tiny ops slower); restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

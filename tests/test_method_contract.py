@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
@@ -23,12 +22,7 @@ COMMON = {
 TINY = {"batch_size": 16, "tracking": {"eigen_every": 1, "eigen_batch_size": 8}, "threads": 1, "epochs": 2}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(tmp_path: Path, bench: Any, method: str, space: str) -> list[dict[str, Any]]:

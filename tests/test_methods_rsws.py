@@ -30,13 +30,7 @@ TINY = {
 TINY_1SHOT1 = {**TINY, "space": "nb1shot1-1", "model": {"channels": 4, "num_cells": 3}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    """One torch thread, as the searches run (two threads on two shared cores make tiny ops slow)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(tmp_path: Path, bench: Any, overrides: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

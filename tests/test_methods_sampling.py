@@ -35,6 +35,9 @@ TIME_COLUMNS = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
 COLUMNS = {"gdas": "gdas_tau", "snas": "snas_tau", "drnas": "drnas_reg"}
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 def _config(method: str, space: str = "nb201", epochs: int = 2, **options: Any) -> Any:
     return build_config(
         "cpu",
@@ -52,7 +55,6 @@ def _config(method: str, space: str = "nb201", epochs: int = 2, **options: Any) 
 
 
 def _state(method: str, space: str = "nb201", epoch: int = 1, **options: Any) -> SearchState:
-    torch.set_num_threads(1)
     config = _config(method, space, epochs=10, **options)
     state, _ = build_state(config, make_method(method, options), 10, torch.device("cpu"))
     for component in state.method.all_components:

@@ -31,13 +31,7 @@ SPACES = ["nb201", "nb1shot1-1"]
 TIME_COLUMNS = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    """One torch thread, as the searches use (the machine's cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _assert_on_simplex(weights: torch.Tensor, group_sizes: tuple[int, ...]) -> None:

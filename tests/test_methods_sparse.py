@@ -34,6 +34,9 @@ SP_COLUMNS = ("sp_tau", "sp_dense_tau", "sp_sparse_prob", "sp_sparse_fraction")
 SS_COLUMNS = ("single_stage_frozen", "single_stage_tau", "single_stage_entropy")
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 def _data() -> Any:
     return synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
 
@@ -51,15 +54,6 @@ def _state(method: str, options: dict[str, Any], space: str = "nb201", epochs: i
     for component in m.all_components:
         component.setup(state)
     return state, m
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    """One torch thread, as the searches run (two threads on two shared cores make tiny ops slow)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # -- SP-DARTS ---------------------------------------------------------------------------------

@@ -27,14 +27,7 @@ from nasbench_harness.methods.spaces import get_search_space
 from nasbench_harness.methods.variants import SKIP, AuxiliarySkip
 from nasbench_harness.tracking import read_alphas, read_trajectory
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    """One torch thread, as the searches use (the machine's cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- regularisers ---------------------------------------------------------------------------------
