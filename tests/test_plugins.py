@@ -65,6 +65,7 @@ def test_load_from_file_module_and_builtin(tmp_path: Path) -> None:
         ("nasbench_harness.no_such_module:Reg", "cannot import plugin module"),
         ("nasbench_harness.methods.plugins:Nope", "has no 'Nope'.*Entropy"),
         ("nasbench_harness.methods.darts:FirstOrderStep", "is not a Regularizer class"),
+        ("nasbench_harness.methods.plugins:Entropy.penalty", "has no 'Entropy.penalty'"),
         ("entropyy", "unknown regularizer 'entropyy'.*entropy, beta-decay, zero-one"),
     ],
 )
@@ -125,7 +126,7 @@ def test_a_space_the_plugin_does_not_declare_is_refused() -> None:
     from nasbench_harness.methods.config import build_config
     from nasbench_harness.methods.registry import build_method
 
-    config = build_config("cpu", {"space": "nb1shot1-1", "regularizers": [{"ref": f"{EXAMPLE}:SkipPenalty"}]})
+    config = build_config("cpu", {"space": "nb1shot1-1", "plugins": [{"ref": f"{EXAMPLE}:SkipPenalty"}]})
     with pytest.raises(ConfigError, match="cannot run on nb1shot1-1: SkipPenalty declares the spaces nb201 only"):
         build_method(config)
 
@@ -149,3 +150,41 @@ def test_a_user_regularizer_runs_end_to_end_from_its_file(
     assert plugin["weight"] == 0.5 and plugin["file"] == str(EXAMPLE) and len(plugin["sha256"]) == 64
     code, _, err = nbh(capsys, monkeypatch, "search", "--reg-weight", "2", "--out", str(tmp_path / "x"), *TINY)
     assert code == 1 and "need --regularizer" in err
+
+
+def test_other_plugin_kinds_run_from_the_config(tmp_path: Path, small_nb101: Any) -> None:
+    from nasbench_harness.data import synthetic_search_data
+    from nasbench_harness.methods.config import build_config
+    from nasbench_harness.methods.run import run_search
+
+    file = _write(
+        tmp_path,
+        """
+        import torch
+        from nasbench_harness.methods.options import Options
+        from nasbench_harness.methods.plugins import EarlyStopper, Perturbation
+
+        class Shrink(Perturbation):
+            class Params(Options):
+                factor: float = 0.5
+
+            def perturb(self, state, weights):
+                return weights * self.params.factor
+
+        class StopAtTwo(EarlyStopper):
+            def should_stop(self, state, row):
+                return "two epochs are enough" if row["epoch"] == 2 else None
+        """,
+    )
+    plugins = [{"ref": f"{file}:Shrink", "params": {"factor": 0.25}}, {"ref": f"{file}:StopAtTwo"}]
+    config = build_config(
+        "cpu",
+        {"space": "nb1shot1-1", "model": {"channels": 4, "num_cells": 3}, "batch_size": 16, "epochs": 4,
+         "tracking": {"eigen_every": 0}, "threads": 1, "plugins": plugins},
+    )  # fmt: skip
+    data = synthetic_search_data(n_train=32, n_valid=32, image_size=16, seed=0)
+    result = run_search(config, tmp_path / "run", device="cpu", data=data, bench=small_nb101)
+    assert result.stopped_early == "two epochs are enough" and len(read_trajectory(result.path).to_pylist()) == 2
+    bad = build_config("cpu", {"plugins": [{"ref": f"{file}:Shrink", "weight": 2.0}]})
+    with pytest.raises(ConfigError, match="not a regularizer: it takes no weight"):
+        run_search(bad, tmp_path / "bad", device="cpu", data=data, bench=small_nb101)

@@ -63,7 +63,8 @@ def search(
         typer.Option(
             "--regularizer",
             help="Add a regularizer: path/to/file.py:Class, package.module:Class, an installed entry point, "
-            "or a built-in (entropy, beta-decay, zero-one); see `nasbench_harness.methods.plugins`.",
+            "or a built-in (entropy, beta-decay, zero-one); see `nasbench_harness.methods.plugins`. "
+            'Other plugins (perturbations, samplers, early stoppers): --set \'plugins=[{"ref": "file.py:Class"}]\'.',
             show_default=False,
         ),
     ] = None,
@@ -95,9 +96,7 @@ def search(
     if threads is not None:
         values["threads"] = threads
     if regularizer is not None:
-        values["regularizers"] = [
-            {"ref": regularizer, "weight": reg_weight, "params": parse_overrides(reg_params or [])}
-        ]
+        values["plugins"] = [{"ref": regularizer, "weight": reg_weight, "params": parse_overrides(reg_params or [])}]
     elif reg_params or reg_weight != 1.0:
         from nasbench_harness.errors import ConfigError
 

@@ -74,9 +74,10 @@ class TrackingConfig(_Strict):
     correlation_every: int = Field(5, ge=1, description="epochs between correlation measurements")
 
 
-class RegularizerSpec(_Strict):
-    """A plugin regularizer: ``ref`` (file.py:Class, module:Class, entry point or built-in name),
-    its weight and its typed parameters (checked against the class's ``Params``)."""
+class PluginSpec(_Strict):
+    """A plugin (see :mod:`nasbench_harness.methods.plugins`): ``ref`` (file.py:Class,
+    module:Class, entry point or built-in name), its weight (regularizers only) and its typed
+    parameters (checked against the class's ``Params``)."""
 
     ref: str = Field(min_length=1)
     weight: float = Field(1.0, ge=0)
@@ -100,7 +101,7 @@ class SearchConfig(_Strict):
     arch_optim: ArchOptimConfig = ArchOptimConfig()
     tracking: TrackingConfig = TrackingConfig()
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: all cores)")
-    regularizers: list[RegularizerSpec] = Field(default_factory=list)
+    plugins: list[PluginSpec] = Field(default_factory=list)
 
     @field_validator("dataset")
     @classmethod

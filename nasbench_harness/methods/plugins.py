@@ -193,8 +193,11 @@ def load_regularizer(ref: str) -> type[Regularizer]:
     return cls  # type: ignore[return-value]
 
 
-def load_plugin(ref: str, base: type[_Plugin] = Regularizer) -> type[_Plugin]:
-    """The plugin class named by ``ref`` (see :func:`load_regularizer`), checked to subclass ``base``."""
+def load_plugin(ref: str, base: type[_Plugin] | None = None) -> type[_Plugin]:
+    """The plugin class named by ``ref`` (see :func:`load_regularizer`), checked to subclass
+    ``base`` (default: any of :class:`Regularizer`, :class:`Perturbation`, :class:`Sampler`,
+    :class:`EarlyStopper`)."""
+    base = base or _Plugin
     ref = ref.strip()
     if ":" in ref:
         where, _, attr = ref.rpartition(":")
@@ -210,9 +213,10 @@ def load_plugin(ref: str, base: type[_Plugin] = Regularizer) -> type[_Plugin]:
     else:
         obj = _named(ref)
     if not (inspect.isclass(obj) and issubclass(obj, base)):
+        wanted = "plugin" if base is _Plugin else base.__name__
         raise ConfigError(
-            f"{ref} is not a {base.__name__} class (a subclass of nasbench_harness.methods.plugins.{base.__name__}); "
-            f"got {obj!r:.80}"
+            f"{ref} is not a {wanted} class (a subclass of Regularizer, Perturbation, Sampler or EarlyStopper "
+            f"from nasbench_harness.methods.plugins); got {obj!r:.80}"
         )
     return obj
 

@@ -76,15 +76,21 @@ def describe(name: str) -> str:
 
 
 def build_method(config: Any) -> tuple[Method, list[dict[str, Any]]]:
-    """The method of a :class:`~nasbench_harness.methods.config.SearchConfig` with its plugin
-    regularizers added, checked against the config's space; and the plugins' provenance."""
-    from nasbench_harness.methods.plugins import load_regularizer, plugin_provenance
+    """The method of a :class:`~nasbench_harness.methods.config.SearchConfig` with its plugins
+    added as components, checked against the config's space; and the plugins' provenance."""
+    from nasbench_harness.methods.plugins import Regularizer, load_plugin, plugin_provenance
 
     method = make_method(config.method, config.method_options)
     provenance = []
-    for spec in config.regularizers:
-        cls = load_regularizer(spec.ref)
-        method.components = [*method.components, cls(spec.weight, spec.params)]
+    for spec in config.plugins:
+        cls = load_plugin(spec.ref)
+        if issubclass(cls, Regularizer):
+            component = cls(spec.weight, spec.params)
+        elif spec.weight != 1.0:
+            raise ConfigError(f"{spec.ref} is a {cls.__mro__[1].__name__}, not a regularizer: it takes no weight")
+        else:
+            component = cls(spec.params)
+        method.components = [*method.components, component]
         provenance.append({"ref": spec.ref, "weight": spec.weight, "params": spec.params, **plugin_provenance(cls)})
     method.check_space(config.space)
     return method, provenance
