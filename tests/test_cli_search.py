@@ -67,7 +67,9 @@ def _error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     out = str(tmp_path / "r")
-    assert "registered methods: darts" in _error(capsys, monkeypatch, "search", "--method", "x", "--out", out)
+    assert "registered methods: beta-darts, darts" in _error(
+        capsys, monkeypatch, "search", "--method", "x", "--out", out
+    )
     assert "unknown preset 'fast'" in _error(capsys, monkeypatch, "search", "--preset", "fast", "--out", out)
     assert "write key=value" in _error(capsys, monkeypatch, "search", "--set", "epochs", "--out", out)
     assert "holds no run to continue" in _error(capsys, monkeypatch, "search", "--resume", "--out", out)

@@ -98,8 +98,8 @@ def build_state(
     torch.manual_seed(config.seed)
     space = get_search_space(config.space)
     built = (c.build_net(space, config.model, num_classes) for c in method.all_components)
-    net = next((n for n in built if n is not None), None) or space.build_net(config.model, num_classes)
-    net = net.to(device)
+    net = next((n for n in built if n is not None), None)
+    net = (space.build_net(config.model, num_classes) if net is None else net).to(device)
     if config.model.channels_last:
         net = net.to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(config.seed)
@@ -313,13 +313,14 @@ class Search:
 
     def eigenvalue(self) -> float:
         """Dominant eigenvalue of the valid-loss Hessian in the alphas, on the fixed eigen batch,
-        under the method's deterministic ``eval`` mixing (a sampling method's ``arch`` mixing is a
-        random draw, and torch's Dirichlet sample is only once differentiable)."""
+        under the method's deterministic ``eval`` mixing and forward options (a sampling method's
+        ``arch`` mixing is a random draw, drop path is random, and torch's Dirichlet sample is
+        only once differentiable)."""
         s = self.state
         x, y = self.loaders.eigen_batch
         with frozen_bn_stats(s.net):
             eig = dominant_eigenvalue(
-                lambda a: F.cross_entropy(s.forward(x, s.mixing(a, phase="eval"), "arch"), y),
+                lambda a: F.cross_entropy(s.forward(x, s.mixing(a, phase="eval"), "eval"), y),
                 s.alphas,
                 softmax_groups=s.space.group_sizes if s.softmax_mixing else None,
             )

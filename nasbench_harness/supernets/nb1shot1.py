@@ -22,6 +22,18 @@ convolution (BN is per channel), and the op weights of the convolutions fold int
 parameters (``w * relu(bn(y)) = relu(w * bn(y))`` for the non-negative weights every method
 passes). BN momentum is PyTorch's 0.1; the authors pass TensorFlow's 0.997 as PyTorch momentum,
 which makes their running statistics nearly the last batch's (training is unaffected).
+
+Options for methods (defaults change nothing):
+
+- ``forward(..., drop_prob=p)``: ScheduledDropPath (R-DARTS(DP), Zela et al. 2020). In training
+  mode each choice block's mixed-op output is multiplied, per sample, by a Bernoulli(1 - p)
+  mask divided by 1 - p, independently per block and per cell (folded into the op terms'
+  weights, which become (B, 1, 1, 1)).
+- ``partial_channels=K`` (PC-DARTS, Xu et al. 2020, as NB-1Shot1's authors ran it,
+  ``optimizers/pc_darts/model_search.py``): a block's mixed op sees only the first C/K channels
+  of its input, on ops of C/K channels; the other channels bypass it, and the concatenation is
+  channel-shuffled with K groups. (Edge normalisation does not apply: a block's input weights
+  are already a softmax over its candidate inputs.)
 """
 
 from __future__ import annotations
@@ -37,7 +49,14 @@ from torch import nn
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.spaces.nb1shot1 import SearchSpace, get_space
 from nasbench_harness.spaces.nb101 import CONV1X1, CONV3X3, MAXPOOL3X3, OPS
-from nasbench_harness.supernets.mixing import Term, channels_last, weighted_sum
+from nasbench_harness.supernets.mixing import (
+    Term,
+    channels_last,
+    check_drop_prob,
+    drop_path_masks,
+    shuffle_cat,
+    weighted_sum,
+)
 
 CONV3, CONV1, POOL = OPS.index(CONV3X3), OPS.index(CONV1X1), OPS.index(MAXPOOL3X3)
 BN_EPS = 1e-5
@@ -184,20 +203,27 @@ class _ConvBNReLU(nn.Module):
 class NB1Shot1SearchCell(nn.Module):
     """One NB-1Shot1 cell with every op on every block and every candidate edge."""
 
-    def __init__(self, layout: Layout, c_in: int, channels: int, track_running_stats: bool = False) -> None:
+    def __init__(
+        self, layout: Layout, c_in: int, channels: int, track_running_stats: bool = False, partial_channels: int = 1
+    ) -> None:
         super().__init__()
-        self.layout, self.channels = layout, channels
+        self.layout, self.channels, self.partial_channels = layout, channels, partial_channels
         b = layout.blocks
+        c_op = channels // partial_channels
         # The B block projections (C each) as one conv; the input-to-output projection (B*C).
         # (Kept apart: one conv of 2*B*C channels makes tensors past glibc's 32 MiB mmap
         # threshold at the paper preset, and every step then pays page faults on them.)
         self.projection = _ConvBNReLU(c_in, b * channels, 1, track_running_stats)
         self.out_projection = _ConvBNReLU(c_in, b * channels, 1, track_running_stats)
-        self.conv3 = nn.ModuleList(_ConvBNReLU(channels, channels, 3, track_running_stats) for _ in range(b))
-        self.conv1 = nn.ModuleList(_ConvBNReLU(channels, channels, 1, track_running_stats) for _ in range(b))
+        self.conv3 = nn.ModuleList(_ConvBNReLU(c_op, c_op, 3, track_running_stats) for _ in range(b))
+        self.conv1 = nn.ModuleList(_ConvBNReLU(c_op, c_op, 1, track_running_stats) for _ in range(b))
 
-    def forward(self, s0: torch.Tensor, w: Weights, mask: Mask | None, batch_stats: bool) -> torch.Tensor:
+    def forward(
+        self, s0: torch.Tensor, w: Weights, mask: Mask | None, batch_stats: bool, drop_prob: float = 0.0
+    ) -> torch.Tensor:
+        """The cell's output; ``drop_prob`` > 0 drops each block's mixed op per sample (module doc)."""
         c, b = self.channels, self.layout.blocks
+        dropped = drop_path_masks(s0, b, drop_prob) if drop_prob > 0.0 else None
         # The weights of the projected input (into each block, and into the output) scale the
         # projections' BN; one split, whose backward is one concatenation, hands out the parts.
         one = w.output.new_ones(())
@@ -213,20 +239,36 @@ class NB1Shot1SearchCell(nn.Module):
                 if keep is None or keep[k]
             ]
             x = weighted_sum(terms, block_inputs[i])
-            use = mask.ops[i] if mask is not None else (True, True, True)
-            op_terms: list[Term] = []
-            if use[CONV3]:
-                op_terms.append((self.conv3[i](x, w.ops[i, CONV3], batch_stats), None))
-            if use[CONV1]:
-                op_terms.append((self.conv1[i](x, w.ops[i, CONV1], batch_stats), None))
-            if use[POOL]:
-                op_terms.append((F.max_pool2d(x, 3, stride=1, padding=1), w.ops[i, POOL]))
-            states.append(weighted_sum(op_terms, x))
+            states.append(self._mixed_op(i, x, w, mask, batch_stats, None if dropped is None else dropped[i]))
         out_scale = w.output[1:].repeat_interleave(c).view(1, -1, 1, 1)
         if mask is not None and not mask.output[0]:
             return torch.cat(states, dim=1) * out_scale
         to_output = self.out_projection(s0, w.output[0], batch_stats)
         return torch.addcmul(to_output, torch.cat(states, dim=1), out_scale)
+
+    def _mixed_op(
+        self, i: int, x: torch.Tensor, w: Weights, mask: Mask | None, batch_stats: bool, keep: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Block i's mixed op on ``x``; ``keep`` (B, 1, 1, 1): the drop-path mask, None: no dropping."""
+        k = self.partial_channels
+        rest = None
+        if k > 1:
+            part = self.channels // k
+            x, rest = x[:, :part], x[:, part:]
+        use = mask.ops[i] if mask is not None else (True, True, True)
+        op_terms: list[Term] = []
+        if use[CONV3]:
+            op_terms.append((self.conv3[i](x, w.ops[i, CONV3], batch_stats), keep))
+        if use[CONV1]:
+            op_terms.append((self.conv1[i](x, w.ops[i, CONV1], batch_stats), keep))
+        if use[POOL]:
+            op_terms.append(
+                (F.max_pool2d(x, 3, stride=1, padding=1), w.ops[i, POOL] if keep is None else w.ops[i, POOL] * keep)
+            )
+        mixed = weighted_sum(op_terms, x)
+        if rest is None:
+            return mixed
+        return shuffle_cat(mixed, rest if keep is None else rest * keep, k)
 
 
 class NB1Shot1SearchNet(nn.Module):
@@ -239,6 +281,7 @@ class NB1Shot1SearchNet(nn.Module):
         num_cells: int = 9,
         num_classes: int = 10,
         bn_track_running_stats: bool = False,
+        partial_channels: int = 1,
     ) -> None:
         super().__init__()
         if channels < 1 or num_cells < 3 or num_classes < 2:
@@ -246,8 +289,13 @@ class NB1Shot1SearchNet(nn.Module):
                 f"the NB-1Shot1 one-shot model needs channels >= 1, num_cells >= 3 and num_classes >= 2, got "
                 f"channels={channels}, num_cells={num_cells}, num_classes={num_classes}"
             )
+        if partial_channels < 1 or channels % partial_channels:
+            raise ConfigError(
+                f"partial_channels K must divide the channels: C={channels} is not a multiple of K={partial_channels} "
+                "(PC-DARTS's K=4 needs model.channels divisible by 4)"
+            )
         self.layout = Layout(get_space(space))
-        self.num_cells = num_cells
+        self.num_cells, self.partial_channels = num_cells, partial_channels
         b = self.layout.blocks
         self.stem = _ConvBNReLU(3, channels, 3)
         self.downsample_at = frozenset({num_cells // 3, 2 * num_cells // 3})
@@ -256,7 +304,7 @@ class NB1Shot1SearchNet(nn.Module):
         for i in range(num_cells):
             if i in self.downsample_at:
                 c_curr *= 2
-            cells.append(NB1Shot1SearchCell(self.layout, c_in, c_curr, bn_track_running_stats))
+            cells.append(NB1Shot1SearchCell(self.layout, c_in, c_curr, bn_track_running_stats, partial_channels))
             c_in = c_curr * b
         self.cells = nn.ModuleList(cells)
         self.post = nn.Sequential(
@@ -265,17 +313,27 @@ class NB1Shot1SearchNet(nn.Module):
         self.classifier = nn.Linear(c_curr, num_classes)
 
     def forward(
-        self, x: torch.Tensor, weights: torch.Tensor, *, mask: Mask | None = None, batch_stats: bool = False
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor,
+        *,
+        mask: Mask | None = None,
+        batch_stats: bool = False,
+        drop_prob: float = 0.0,
     ) -> torch.Tensor:
         """Logits for images ``x`` under the flat mixing ``weights`` (see :class:`Layout`).
 
         ``mask`` skips what a final net does not use; ``batch_stats`` makes the cells
-        normalise with batch statistics in eval mode (final nets).
+        normalise with batch statistics in eval mode (final nets). ``drop_prob`` in [0, 1):
+        ScheduledDropPath's probability of dropping a block's mixed op for a sample, in training
+        mode only (eval mode or 0: the same computation as without it).
         """
         w = self.layout.split(weights)
+        check_drop_prob(drop_prob)
+        drop = drop_prob if self.training else 0.0
         out = self.stem(x)
         for i, cell in enumerate(self.cells):
             if i in self.downsample_at:
                 out = F.max_pool2d(out, 2, stride=2, padding=1)
-            out = cell(out, w, mask, batch_stats)
+            out = cell(out, w, mask, batch_stats, drop)
         return self.classifier(self.post(out).mean(dim=(2, 3)))

@@ -16,11 +16,17 @@ same function as NB201's ``TinyNetworkDarts`` but is arranged for speed:
 The search cells' BN has no affine parameters (as in NB201). Its statistics policy is
 ``bn_track_running_stats``: False (default) normalises with batch statistics in training and
 evaluation; True keeps running statistics for evaluation, as NB201's ``BN=1`` setting does.
+
+ScheduledDropPath (``forward(..., drop_prob=p)``, R-DARTS(DP), Zela et al. 2020): in training
+mode each edge's output (the weighted sum of its ops) is multiplied, per sample, by a
+Bernoulli(1 - p) mask divided by 1 - p (DARTS's ``drop_path``), independently per edge and per
+cell. A node sums per-(edge, op) terms without an edge tensor, so the mask of an edge is folded
+into the weights of its terms, which become (B, 1, 1, 1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +34,7 @@ from torch import nn
 
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.spaces.nb201 import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OPS, NB201Genotype
-from nasbench_harness.supernets.mixing import Term, weighted_sum
+from nasbench_harness.supernets.mixing import Term, check_drop_prob, drop_path_masks, weighted_sum
 from nasbench_harness.supernets.nb201_ops import Head, ResNetBasicBlock, stage_layout, stem
 
 SKIP, CONV1, CONV3, POOL = (OPS.index(op) for op in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"))
@@ -43,7 +49,7 @@ BN_MOMENTUM = 0.1
 Mask = tuple[tuple[bool, ...], ...]
 
 
-class _StackedConvBN(nn.Module):
+class StackedConvBN(nn.Module):
     """The ReLU-conv-BN op of several edges leaving one node, as one conv with stacked outputs."""
 
     def __init__(self, channels: int, n_edges: int, kernel: int, track_running_stats: bool) -> None:
@@ -79,15 +85,19 @@ class NB201SearchCell(nn.Module):
 
     def __init__(self, channels: int, track_running_stats: bool = False) -> None:
         super().__init__()
-        self.conv3 = nn.ModuleList(_StackedConvBN(channels, len(out), 3, track_running_stats) for out in OUT_EDGES)
-        self.conv1 = nn.ModuleList(_StackedConvBN(channels, len(out), 1, track_running_stats) for out in OUT_EDGES)
+        self.conv3 = nn.ModuleList(StackedConvBN(channels, len(out), 3, track_running_stats) for out in OUT_EDGES)
+        self.conv1 = nn.ModuleList(StackedConvBN(channels, len(out), 1, track_running_stats) for out in OUT_EDGES)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, mask: Mask | None, batch_stats: bool) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, weights: torch.Tensor, mask: Mask | None, batch_stats: bool, drop_prob: float = 0.0
+    ) -> torch.Tensor:
+        """The cell's output node; ``drop_prob`` > 0 drops each edge per sample (see the module doc)."""
+        keep = drop_path_masks(x, NUM_EDGES, drop_prob) if drop_prob > 0.0 else None
         incoming: list[list[Term]] = [[] for _ in range(NUM_NODES)]
         nodes = [x]
         for src, out in enumerate(OUT_EDGES):
             h = nodes[src]
-            uses = [mask[e] if mask is not None else _ALL for e in out]
+            uses = [mask[e] if mask is not None else ALL_BUT_NONE for e in out]
             need3 = any(u[CONV3] for u in uses)
             need1 = any(u[CONV1] for u in uses)
             relu_h = torch.relu(h) if need1 or need3 else None
@@ -98,6 +108,9 @@ class NB201SearchCell(nn.Module):
             )
             for k, e in enumerate(out):
                 terms, use = incoming[EDGES[e][1]], uses[k]
+                if keep is not None:
+                    _append_dropped(terms, use, keep[e], h, y1, y3, pooled, weights[e], k)
+                    continue
                 if use[SKIP]:
                     terms.append((h, weights[e, SKIP]))
                 if use[CONV1]:
@@ -110,7 +123,30 @@ class NB201SearchCell(nn.Module):
         return nodes[-1]
 
 
-_ALL = (False, True, True, True, True)  # every op but `none`, which is never computed
+def _append_dropped(
+    terms: list[Term],
+    use: tuple[bool, ...],
+    keep: torch.Tensor,
+    h: torch.Tensor,
+    y1: list[torch.Tensor] | None,
+    y3: list[torch.Tensor] | None,
+    pooled: torch.Tensor | None,
+    w: torch.Tensor,
+    k: int,
+) -> None:
+    """An edge's terms, each weighted by the edge's per-sample keep mask ``keep`` (B, 1, 1, 1)."""
+    if use[SKIP]:
+        terms.append((h, w[SKIP] * keep))
+    if use[CONV1]:
+        terms.append((y1[k], keep))  # type: ignore[index]
+    if use[CONV3]:
+        terms.append((y3[k], keep))  # type: ignore[index]
+    if use[POOL]:
+        terms.append((pooled, w[POOL] * keep))  # type: ignore[arg-type]
+
+
+ALL_BUT_NONE = (False, True, True, True, True)
+"""The ops computed on an edge without a mask: every op but `none`, whose output is zero."""
 
 
 class NB201SearchNet(nn.Module):
@@ -126,7 +162,9 @@ class NB201SearchNet(nn.Module):
         cells_per_stage: int = 5,
         num_classes: int = 10,
         bn_track_running_stats: bool = False,
+        cell: Callable[[int, bool], nn.Module] | None = None,
     ) -> None:
+        """``cell(channels, track_running_stats)`` builds a search cell (default :class:`NB201SearchCell`)."""
         super().__init__()
         if channels < 1 or cells_per_stage < 1 or num_classes < 2:
             raise ConfigError(
@@ -142,7 +180,7 @@ class NB201SearchNet(nn.Module):
             if reduction:
                 layers.append(ResNetBasicBlock(c_prev, c_out))
             else:
-                layers.append(NB201SearchCell(c_out, bn_track_running_stats))
+                layers.append((cell or NB201SearchCell)(c_out, bn_track_running_stats))
             c_prev = c_out
         self.layers = nn.ModuleList(layers)
         self.head = Head(c_prev, num_classes)
@@ -159,39 +197,62 @@ class NB201SearchNet(nn.Module):
         *,
         mask: torch.Tensor | Mask | None = None,
         batch_stats: bool = False,
+        drop_prob: float = 0.0,
     ) -> torch.Tensor:
         """Logits for ``x`` under mixing ``weights``.
 
         ``mask`` (6, 5) bool, optional, names the (edge, op) pairs to compute; the rest are
         skipped (a final net passes its one-hot choice). ``batch_stats`` makes the search cells
         normalise with batch statistics even in eval mode (used for final nets, whose
-        activations differ from the supernet's running statistics).
+        activations differ from the supernet's running statistics). ``drop_prob`` in [0, 1):
+        ScheduledDropPath's probability of dropping an edge for a sample, in training mode only
+        (eval mode or 0: no dropping, the same computation as without it).
         """
         per_cell = self._check_weights(weights)
-        mask = _as_mask(mask)
+        check_drop_prob(drop_prob)
+        drop = drop_prob if self.training else 0.0
+        mask = as_mask(mask)
         out = self.stem(x)
         cell = 0
         for layer in self.layers:
-            if isinstance(layer, NB201SearchCell):
-                out = layer(out, weights[cell] if per_cell else weights, mask, batch_stats)
-                cell += 1
-            else:
+            if isinstance(layer, ResNetBasicBlock):
                 out = layer(out)
+            else:
+                out = self.run_cell(layer, out, weights[cell] if per_cell else weights, mask, batch_stats, drop)
+                cell += 1
         return self.head(out)
 
+    def run_cell(
+        self,
+        cell: nn.Module,
+        x: torch.Tensor,
+        weights: torch.Tensor,
+        mask: Mask | None,
+        batch_stats: bool,
+        drop_prob: float,
+    ) -> torch.Tensor:
+        """One search cell's output (a subclass with other cells passes what they need)."""
+        return cell(x, weights, mask, batch_stats, drop_prob)
+
     def _check_weights(self, weights: torch.Tensor) -> bool:
-        shape = tuple(weights.shape)
-        if shape == (NUM_EDGES, NUM_OPS):
-            return False
-        if shape == (self.num_cells, NUM_EDGES, NUM_OPS):
-            return True
-        raise ConfigError(
-            f"mixing weights must have shape ({NUM_EDGES}, {NUM_OPS}) or ({self.num_cells}, {NUM_EDGES}, "
-            f"{NUM_OPS}) (edges x ops, optionally per cell), got {shape}"
-        )
+        return weights_per_cell(weights, self.num_cells)
 
 
-def _as_mask(mask: torch.Tensor | Mask | None) -> Mask | None:
+def weights_per_cell(weights: torch.Tensor, num_cells: int) -> bool:
+    """True for mixing weights (num_cells, 6, 5), False for (6, 5); else a ConfigError."""
+    shape = tuple(weights.shape)
+    if shape == (NUM_EDGES, NUM_OPS):
+        return False
+    if shape == (num_cells, NUM_EDGES, NUM_OPS):
+        return True
+    raise ConfigError(
+        f"mixing weights must have shape ({NUM_EDGES}, {NUM_OPS}) or ({num_cells}, {NUM_EDGES}, "
+        f"{NUM_OPS}) (edges x ops, optionally per cell), got {shape}"
+    )
+
+
+def as_mask(mask: torch.Tensor | Mask | None) -> Mask | None:
+    """An op mask as nested bool tuples (6 x 5), checked; None stays None."""
     if mask is None:
         return None
     if isinstance(mask, torch.Tensor):
