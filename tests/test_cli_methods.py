@@ -62,3 +62,9 @@ def test_baseline_errors_are_one_line(
         str(real_data_dir),
     )
     assert code == 1 and "cifar10" in err
+
+
+def test_methods_describes_the_options(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = nbh(capsys, monkeypatch, "methods", "sdarts-adv")
+    assert code == 0 and "Options (--set method_options.NAME=VALUE):" in out
+    assert "eps_max: float = 0.3" in out and "steps: int = 7" in out

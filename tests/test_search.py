@@ -162,7 +162,7 @@ def test_unknown_method_preset_and_options() -> None:
         build_config("gpu")
     with pytest.raises(ConfigError, match="order"):
         registry.make_method("darts", {"order": 3})
-    with pytest.raises(ConfigError, match="DARTS takes: order"):
+    with pytest.raises(ConfigError, match=r"unknown option .unrolled.\. darts accepts: order \(default 1\)"):
         registry.make_method("darts", {"unrolled": True})
 
 

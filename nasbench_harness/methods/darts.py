@@ -10,12 +10,12 @@ finite difference with ``epsilon = 0.01 / ||grad_w' L_val||``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.base import ArchStep, Batch, Method, SearchState
+from nasbench_harness.methods.options import Options, parse_options
 
 
 class FirstOrderStep(ArchStep):
@@ -113,16 +113,24 @@ def _apply(state: SearchState, grad: torch.Tensor) -> None:
     state.a_optim.step()
 
 
+class DartsOptions(Options):
+    """DARTS's order: 1 (first order) or 2 (unrolled second order)."""
+
+    order: Literal[1, 2] = 1
+
+
 def darts(options: dict[str, Any]) -> Method:
-    """DARTS; ``options``: ``order`` (1: first order, default; 2: unrolled second order)."""
-    unknown = set(options) - {"order"}
-    if unknown:
-        raise ConfigError(f"unknown DARTS option(s) {sorted(unknown)}; DARTS takes: order (1 or 2)")
-    order = options.get("order", 1)
-    if order not in (1, 2):
-        raise ConfigError(f"method_options.order must be 1 or 2 for DARTS, got {order!r}")
-    step = FirstOrderStep() if order == 1 else SecondOrderStep()
-    return Method(name="darts" if order == 1 else "darts-2nd", arch_step=step)
+    """DARTS (Liu, Simonyan & Yang, ICLR 2019, "DARTS: Differentiable Architecture Search").
+
+    Mixing weights softmax(alpha) per edge; the arch step descends the validation loss in the
+    alphas (Adam), the weight step the training loss in the weights (SGD). ``order=1`` (default)
+    uses the gradient at the current weights; ``order=2`` the unrolled gradient at one virtual
+    SGD step, its second-order term by a central finite difference (epsilon = 0.01 / ||grad||).
+    No method-state columns.
+    """
+    opts = parse_options(DartsOptions, options, "darts" if options.get("order", 1) == 1 else "darts-2nd")
+    step = FirstOrderStep() if opts.order == 1 else SecondOrderStep()
+    return Method(name="darts" if opts.order == 1 else "darts-2nd", arch_step=step)
 
 
 def darts_second_order(options: dict[str, Any]) -> Method:

@@ -3,7 +3,7 @@ against it, and errors name the key, the value and what the method accepts."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -18,9 +18,13 @@ class Options(BaseModel):
 
 OptionsT = TypeVar("OptionsT", bound=Options)
 
+DECLARED: dict[str, type[Options]] = {}
+"""Method name -> its options model, as the factory last parsed them (for `nbh methods NAME`)."""
+
 
 def parse_options(model: type[OptionsT], options: dict[str, Any] | None, method: str) -> OptionsT:
     """``options`` validated as ``model``; a :class:`ConfigError` names each bad key for ``method``."""
+    DECLARED[method] = model
     try:
         return model.model_validate(dict(options or {}))
     except ValidationError as exc:
@@ -35,3 +39,16 @@ def parse_options(model: type[OptionsT], options: dict[str, Any] | None, method:
         raise ConfigError(
             f"bad method_options for {method}: {'; '.join(problems)}. {method} accepts: {accepted or 'no options'}"
         ) from None
+
+
+def describe_options(model: type[Options]) -> list[str]:
+    """One line per option: name, type, default and description."""
+    lines = []
+    for name, field in model.model_fields.items():
+        if get_origin(field.annotation) is Literal:
+            kind = " | ".join(repr(v) for v in get_args(field.annotation))
+        else:
+            kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+        text = f"  {name}: {kind} = {field.default!r}"
+        lines.append(f"{text}  ({field.description})" if field.description else text)
+    return lines

@@ -71,8 +71,14 @@ def describe(name: str) -> str:
     """``name``'s one-line summary and its factory's documentation (paper, formula, defaults, columns)."""
     import inspect
 
-    doc = inspect.getdoc(factory(name)) or "(no documentation)"
-    return f"{name}: {METHOD_HELP.get(name, '')}\n\n{doc}"
+    from nasbench_harness.methods.options import DECLARED, describe_options
+
+    make = factory(name)
+    doc = inspect.getdoc(make) or "(no documentation)"
+    make({})  # the factory declares its options model as it parses them
+    model = DECLARED.get(name)
+    options = "\n".join(describe_options(model)) if model and model.model_fields else "  (none)"
+    return f"{name}: {METHOD_HELP.get(name, '')}\n\n{doc}\n\nOptions (--set method_options.NAME=VALUE):\n{options}"
 
 
 def build_method(config: Any) -> tuple[Method, list[dict[str, Any]]]:
