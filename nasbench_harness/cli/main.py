@@ -7,7 +7,7 @@ import sys
 import typer
 
 from nasbench_harness import __version__
-from nasbench_harness.cli import baseline, data, methods, query, search
+from nasbench_harness.cli import baseline, compare, data, figures, methods, query, report, search
 from nasbench_harness.errors import NbhError
 
 app = typer.Typer(
@@ -24,6 +24,9 @@ app.add_typer(query.app, name="query")
 app.command("search")(search.search)
 app.command("baseline")(baseline.baseline)
 app.command("methods")(methods.methods)
+app.command("compare")(compare.compare)
+app.command("report")(report.report)
+app.command("figures")(figures.figures)
 
 
 def _version(value: bool) -> None:

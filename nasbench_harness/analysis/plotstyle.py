@@ -1,0 +1,137 @@
+"""Shared look of the figures: Okabe-Ito colours, a fixed colour per method, panel grids, labels.
+
+Figures are built on ``matplotlib.figure.Figure`` with an Agg canvas, so nothing here touches
+pyplot's global state or selects a backend.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+# Okabe & Ito (2008), colour-blind safe; yellow last because it is faint on white.
+OKABE_ITO: tuple[str, ...] = (
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#E69F00",  # orange
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#000000",  # black
+    "#F0E442",  # yellow
+)
+# Markers tell methods apart once the eight colours are used up.
+_MARKERS: tuple[str | None, ...] = (None, "o", "s", "^")
+
+# The methods of the registry in a fixed order, so a method has the same colour in every figure
+# whichever other methods are plotted with it (the baselines get the most distinct colours).
+KNOWN_METHODS: tuple[str, ...] = (
+    "darts",
+    "darts-es",
+    "rdarts-l2",
+    "sdarts-rs",
+    "sdarts-adv",
+    "pc-darts",
+    "drnas",
+    "darts-2nd",
+    "rdarts-dp",
+    "darts-ada",
+    "darts-minus",
+    "beta-darts",
+    "fair-darts",
+    "gdas",
+    "snas",
+    "sp-darts",
+    "single-stage",
+    "rsws",
+)
+
+SPACE_LABELS: dict[str, str] = {
+    "nb201": "NAS-Bench-201",
+    "nb1shot1-1": "NB-1Shot1 space 1",
+    "nb1shot1-2": "NB-1Shot1 space 2",
+    "nb1shot1-3": "NB-1Shot1 space 3",
+}
+DATASET_LABELS: dict[str, str] = {
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "imagenet16_120": "ImageNet16-120",
+    "imagenet16-120": "ImageNet16-120",
+}
+
+
+def _slot(method: str) -> int:
+    if method in KNOWN_METHODS:
+        return KNOWN_METHODS.index(method)
+    # A user's method: a stable hash (not Python's salted hash()) so its colour never changes.
+    return zlib.crc32(method.encode()) % (len(OKABE_ITO) * len(_MARKERS))
+
+
+def method_color(method: str) -> str:
+    """The colour of ``method`` in every figure (deterministic, independent of the other methods)."""
+    return OKABE_ITO[_slot(method) % len(OKABE_ITO)]
+
+
+def method_marker(method: str) -> str | None:
+    """A marker that separates methods sharing a colour (None for the first eight)."""
+    return _MARKERS[(_slot(method) // len(OKABE_ITO)) % len(_MARKERS)]
+
+
+def method_style(method: str) -> dict[str, Any]:
+    """Keyword arguments of ``Axes.plot`` giving ``method`` its colour (and marker, if any)."""
+    style: dict[str, Any] = {"color": method_color(method)}
+    marker = method_marker(method)
+    if marker is not None:
+        style.update(marker=marker, markersize=3.5, markevery=0.1)
+    return style
+
+
+def space_label(space: Any) -> str:
+    """Readable name of a search space id (``nb201`` -> ``NAS-Bench-201``)."""
+    return SPACE_LABELS.get(str(space), str(space))
+
+
+def dataset_label(dataset: Any) -> str:
+    """Readable name of a data set id (``cifar100`` -> ``CIFAR-100``)."""
+    return DATASET_LABELS.get(str(dataset), str(dataset))
+
+
+def panel_title(space: Any, dataset: Any = None) -> str:
+    """``NAS-Bench-201 · CIFAR-10``; the data set is left out when unknown."""
+    if dataset is None or (isinstance(dataset, float) and math.isnan(dataset)):
+        return space_label(space)
+    return f"{space_label(space)} · {dataset_label(dataset)}"
+
+
+def panel_grid(
+    n: int, *, ncols: int = 3, width: float = 4.2, height: float = 3.2, sharey: bool = False
+) -> tuple[Figure, list[Axes]]:
+    """A figure with ``n`` panels in rows of at most ``ncols``, constrained (tight) layout, Agg canvas."""
+    cols = max(1, min(n, ncols))
+    rows = max(1, math.ceil(n / cols))
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.subplots(rows, cols, squeeze=False, sharey=sharey).ravel()
+    for ax in grid[n:]:
+        fig.delaxes(ax)
+    return fig, list(grid[:n])
+
+
+def no_data(ax: Axes, what: str = "no data") -> None:
+    """Mark a panel that has nothing to show (e.g. every value is NaN) instead of leaving it blank."""
+    ax.text(0.5, 0.5, what, transform=ax.transAxes, ha="center", va="center", color="0.4", fontsize=11)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def style_axes(ax: Axes) -> None:
+    """Light grid, no top/right spines."""
+    ax.grid(True, color="0.9", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.spines["top"].set_visible(False)
+    ax.spines["right"].set_visible(False)

@@ -1,0 +1,365 @@
+"""Figures and results table of ``analysis.figures`` and ``nbh figures``, on frames built here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+from typer.testing import CliRunner
+
+from nasbench_harness.analysis import figures as F
+from nasbench_harness.analysis.plotstyle import OKABE_ITO, method_color
+from nasbench_harness.cli import figures as cli_figures
+from nasbench_harness.errors import ConfigError
+
+METHODS = ("darts", "sdarts-rs", "rdarts-l2")
+SEEDS = (0, 1, 2)
+EPOCHS = 10
+SPACES = (("nb201", "cifar10"), ("nb1shot1-2", "cifar10"))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _value(space: int, method: int, seed: int, epoch: int, base: float) -> float:
+    """Known, distinct numbers: every (space, method, seed, epoch) gives another value."""
+    return base + 0.7 * method + 0.3 * seed - 0.2 * epoch + 0.05 * space
+
+
+@pytest.fixture
+def epochs() -> pd.DataFrame:
+    rows = []
+    for s, (space, dataset) in enumerate(SPACES):
+        for m, method in enumerate(METHODS):
+            for seed in SEEDS:
+                run = f"{space}/{method}/s{seed}"
+                for epoch in range(EPOCHS):
+                    measured = epoch % 2 == 1
+                    rows.append(
+                        {
+                            "run": run,
+                            "space": space,
+                            "dataset": dataset,
+                            "method": method,
+                            "seed": seed,
+                            "epoch": epoch,
+                            "valid_acc": 60.0 + 3 * epoch + m,
+                            "final_valid_acc": 55.0 + 3 * epoch,
+                            "test_acc": _value(s, m, seed, epoch, 90.0),
+                            "test_regret": _value(s, m, seed, epoch, 4.0),
+                            "n_param_free": (seed + epoch) % 4,
+                            "n_skip_connect": (seed + epoch) % 4 if space == "nb201" else np.nan,
+                            "gap_final": _value(s, m, seed, epoch, 5.0),
+                            "gap_table": _value(s, m, seed, epoch, 8.0),
+                            "eigenvalue": 0.1 * epoch + 0.01 * seed if measured else np.nan,
+                            "eigenvalue_smooth": 0.09 * epoch + 0.01 * seed if measured else np.nan,
+                            "early_stop_epoch": 7.0 if (method == "darts" and seed == 0) else np.nan,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def runs() -> pd.DataFrame:
+    rows = []
+    for m, method in enumerate(METHODS):
+        for seed, delta in zip(SEEDS, (-0.5, 0.0, 0.5), strict=True):
+            rows.append(
+                {
+                    "run": f"nb201/{method}/s{seed}",
+                    "space": "nb201",
+                    "dataset": "cifar10",
+                    "method": method,
+                    "seed": seed,
+                    "status": "done",
+                    "test_acc": 93.5 + m + delta,
+                    "nb201_cifar10_test": 93.5 + m + delta,
+                    "nb201_cifar100_test": 70.0 + m + 2 * delta,
+                    "nb201_imagenet16_120_test": 40.0 + m + delta if seed else np.nan,
+                }
+            )
+            rows.append(
+                {
+                    "run": f"nb1shot1-1/{method}/s{seed}",
+                    "space": "nb1shot1-1",
+                    "dataset": "cifar10",
+                    "method": method,
+                    "seed": seed,
+                    "status": "done",
+                    "test_acc": 94.0 + 0.1 * m + delta,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def alphas() -> pd.DataFrame:
+    ops = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    rows = []
+    for epoch in range(EPOCHS):
+        for e, edge in enumerate(("1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2")):
+            logits = np.array([0.1 * epoch * (k - e % 3) for k in range(len(ops))])
+            weights = np.exp(logits) / np.exp(logits).sum()
+            rows += [{"epoch": epoch, "edge": edge, "op": op, "weight": w} for op, w in zip(ops, weights, strict=True)]
+    return pd.DataFrame(rows)
+
+
+def _legend_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def _method_lines(ax) -> list:
+    return [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
+def _bands(ax) -> list:
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def test_importing_figures_loads_neither_torch_nor_pyplot() -> None:
+    code = "import sys, nasbench_harness.analysis.figures; assert 'torch' not in sys.modules; " + (
+        "assert 'matplotlib.pyplot' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_regret_has_a_log_panel_per_space_with_mean_band_and_twin_axis(epochs: pd.DataFrame) -> None:
+    fig = F.regret_vs_epoch(epochs)
+    assert isinstance(fig, Figure)
+    main = [ax for ax in fig.axes if ax.get_ylabel().startswith("test regret")]
+    twins = [ax for ax in fig.axes if "valid error" in ax.get_ylabel()]
+    assert len(main) == len(twins) == 2
+    assert [ax.get_title() for ax in main] == ["NAS-Bench-201 · CIFAR-10", "NB-1Shot1 space 2 · CIFAR-10"]
+    for ax in main:
+        assert ax.get_yscale() == "log"
+        assert ax.get_xlabel() == "epoch" and "points" in ax.get_ylabel()
+        assert len(_method_lines(ax)) == len(METHODS) and len(_bands(ax)) == len(METHODS)
+        assert {f"{m} (n=3)" for m in METHODS} <= set(_legend_texts(ax))
+    for twin in twins:
+        assert all(line.get_linestyle() == "--" for line in twin.get_lines()) and len(twin.get_lines()) == 3
+    assert fig.get_suptitle()
+
+
+def test_mean_line_is_the_mean_over_seeds(epochs: pd.DataFrame) -> None:
+    fig = F.test_acc_vs_epoch(epochs)
+    ax = fig.axes[0]
+    line = next(line for line in ax.get_lines() if line.get_label().startswith("sdarts-rs"))
+    sub = epochs[(epochs["space"] == "nb201") & (epochs["method"] == "sdarts-rs")]
+    expected = [sub[sub["epoch"] == e]["test_acc"].to_numpy().mean() for e in range(EPOCHS)]
+    np.testing.assert_allclose(line.get_ydata(), expected)
+    np.testing.assert_array_equal(line.get_xdata(), np.arange(EPOCHS))
+    assert line.get_color() == method_color("sdarts-rs")
+    assert "%" in ax.get_ylabel()
+
+
+def test_nan_accuracies_are_left_out_and_counted(epochs: pd.DataFrame) -> None:
+    # seed 2 of darts derives a cell outside the benchmark at epochs 0-4
+    hole = (epochs["method"] == "darts") & (epochs["seed"] == 2) & (epochs["epoch"] < 5)
+    epochs.loc[hole, "test_acc"] = np.nan
+    ax = F.test_acc_vs_epoch(epochs).axes[0]
+    assert "darts (n=2–3)" in _legend_texts(ax)
+    line = next(line for line in ax.get_lines() if line.get_label().startswith("darts "))
+    sub = epochs[(epochs["space"] == "nb201") & (epochs["method"] == "darts")]
+    expected = sub.groupby("epoch")["test_acc"].mean().to_numpy()
+    assert not np.isnan(expected).any()
+    np.testing.assert_allclose(line.get_ydata(), expected)
+    agg = F._aggregate(sub, "test_acc")
+    assert agg["n"].tolist() == [2] * 5 + [3] * 5
+
+
+def test_all_nan_panel_says_no_data(epochs: pd.DataFrame) -> None:
+    epochs.loc[epochs["space"] == "nb1shot1-2", "test_acc"] = np.nan
+    fig = F.test_acc_vs_epoch(epochs)
+    assert [t.get_text() for t in fig.axes[1].texts] == ["no data"]
+    assert len(fig.axes[0].get_lines()) == len(METHODS)
+
+
+def test_param_free_labels_say_which_count(epochs: pd.DataFrame) -> None:
+    fig = F.param_free_vs_epoch(epochs)
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels == ["skip connections in derived cell (count)", "max-pool blocks in derived cell (count)"]
+    assert all(len(_method_lines(ax)) == len(METHODS) for ax in fig.axes)
+
+
+def test_gap_draws_both_definitions(epochs: pd.DataFrame) -> None:
+    fig = F.gap_vs_epoch(epochs)
+    for ax in fig.axes:
+        styles = [line.get_linestyle() for line in ax.get_lines() if len(line.get_xdata()) == EPOCHS]
+        assert styles.count("-") == len(METHODS) and styles.count("--") == len(METHODS)
+        assert len(_bands(ax)) == 2 * len(METHODS)
+        assert "points" in ax.get_ylabel()
+        texts = _legend_texts(ax)
+        assert "darts (n=3)" in texts and any("gap_table" in t for t in texts)
+
+
+def test_eigenvalue_smooth_raw_points_and_early_stop(epochs: pd.DataFrame) -> None:
+    fig = F.eigenvalue_vs_epoch(epochs)
+    ax = fig.axes[0]
+    lines = _method_lines(ax)
+    assert len(lines) == len(METHODS)
+    darts = next(line for line in lines if line.get_label().startswith("darts "))
+    np.testing.assert_array_equal(darts.get_xdata(), [1, 3, 5, 7, 9])
+    np.testing.assert_allclose(darts.get_ydata(), [0.09 * e + 0.01 for e in (1, 3, 5, 7, 9)])
+    # per method: band, raw points; darts also gets one early-stop marker at epoch 7
+    assert len(ax.collections) == 2 * len(METHODS) + 1
+    stop = ax.collections[2].get_offsets()
+    np.testing.assert_allclose(stop, [[7.0, 0.09 * 7]])
+    assert "early stop" in _legend_texts(ax)
+    no_stop = F.eigenvalue_vs_epoch(epochs.assign(early_stop_epoch=np.nan)).axes[0]
+    assert "early stop" not in _legend_texts(no_stop) and len(no_stop.collections) == 2 * len(METHODS)
+
+
+def test_eigenvalue_smooth_is_computed_when_absent(epochs: pd.DataFrame) -> None:
+    fig = F.eigenvalue_vs_epoch(epochs.drop(columns=["eigenvalue_smooth"]))
+    darts = next(line for line in fig.axes[0].get_lines() if line.get_label().startswith("darts "))
+    raw = [0.1 * e + 0.01 for e in (1, 3, 5, 7, 9)]  # mean over seeds 0.01*(0+1+2)/3
+    expected = [np.mean(raw[max(0, i - 4) : i + 1]) for i in range(5)]
+    np.testing.assert_allclose(darts.get_ydata(), expected)
+
+
+def test_final_box_panels_points_and_n(runs: pd.DataFrame) -> None:
+    fig = F.final_accuracy_box(runs)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [
+        "NAS-Bench-201 · CIFAR-10",
+        "NAS-Bench-201 · CIFAR-100",
+        "NAS-Bench-201 · ImageNet16-120",
+        "NB-1Shot1 space 1 · CIFAR-10",
+    ]
+    for ax in fig.axes:
+        assert ax.get_ylabel() == "test accuracy (%)"
+        assert len(ax.collections) == len(METHODS)  # one point cloud per method
+    ticks = [t.get_text() for t in fig.axes[2].get_xticklabels()]
+    assert ticks == [f"{m}\n(n=2)" for m in sorted(METHODS)]
+    points = fig.axes[0].collections[0].get_offsets()
+    np.testing.assert_allclose(points[:, 1], [93.0, 93.5, 94.0])  # darts, seeds in order
+    np.testing.assert_allclose(points[:, 0], [1 - 0.16, 1, 1 + 0.16])  # deterministic jitter
+
+
+def test_alphas_panel_per_edge_line_per_op(alphas: pd.DataFrame) -> None:
+    fig = F.alphas_over_epochs(alphas)
+    assert len(fig.axes) == 6
+    for ax in fig.axes:
+        assert len(ax.get_lines()) == 5 and ax.get_title().startswith("edge ")
+        assert ax.get_xlabel() == "epoch"
+    assert [line.get_color() for line in fig.axes[0].get_lines()] == list(OKABE_ITO[:5])
+    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == 5
+    with pytest.raises(ConfigError, match="one run"):
+        F.alphas_over_epochs(alphas.assign(run=np.arange(len(alphas)) % 2))
+
+
+def test_results_table_strings(runs: pd.DataFrame) -> None:
+    table = F.results_table(runs)
+    assert list(table.columns) == ["CIFAR-10", "CIFAR-100", "ImageNet16-120", "NB-1Shot1 space 1"]
+    assert list(table.index) == sorted(METHODS) and table.index.name == "method"
+    assert table.loc["darts", "CIFAR-10"] == "93.50 ± 0.50 (3)"
+    assert table.loc["darts", "CIFAR-100"] == "70.00 ± 1.00 (3)"
+    assert table.loc["darts", "ImageNet16-120"] == "40.25 ± 0.35 (2)"
+    assert table.loc["rdarts-l2", "NB-1Shot1 space 1"] == "94.20 ± 0.50 (3)"
+    assert "93.50 ± 0.50 (3)" in table.to_html()
+
+
+def test_method_colours_are_fixed_and_colour_blind_safe() -> None:
+    assert method_color("darts") == OKABE_ITO[0]
+    assert method_color("my-method") == method_color("my-method") in OKABE_ITO
+    assert len({method_color(m) for m in METHODS}) == len(METHODS)
+
+
+@pytest.mark.parametrize(
+    ("function", "drop", "message"),
+    [
+        (F.regret_vs_epoch, ["test_regret"], "lacks the column\\(s\\) test_regret"),
+        (F.test_acc_vs_epoch, ["test_acc", "epoch"], "lacks the column\\(s\\) epoch, test_acc"),
+        (F.gap_vs_epoch, ["gap_table"], "gap_table"),
+        (F.eigenvalue_vs_epoch, ["eigenvalue"], "eigenvalue"),
+        (F.param_free_vs_epoch, ["n_param_free", "n_skip_connect"], "n_param_free"),
+    ],
+)
+def test_missing_columns_are_named(epochs: pd.DataFrame, function, drop: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        function(epochs.drop(columns=drop))
+
+
+def test_empty_frames_say_no_runs(epochs: pd.DataFrame, runs: pd.DataFrame) -> None:
+    with pytest.raises(ConfigError, match="no runs for this figure"):
+        F.regret_vs_epoch(epochs.iloc[:0])
+    with pytest.raises(ConfigError, match="no runs for this figure"):
+        F.final_accuracy_box(
+            runs.assign(test_acc=np.nan, nb201_cifar10_test=np.nan).drop(columns=list(F.NB201_TEST_COLUMNS)[1:])
+        )
+    with pytest.raises(ConfigError, match="lacks the column"):
+        F.results_table(runs.drop(columns=["method"]))
+
+
+def test_save_writes_svg_and_png(tmp_path: Path, epochs: pd.DataFrame) -> None:
+    paths = F.save(F.regret_vs_epoch(epochs), tmp_path / "sub" / "regret")
+    assert [p.name for p in paths] == ["regret.svg", "regret.png"]
+    assert paths[0].read_text().lstrip().startswith("<?xml") and "<svg" in paths[0].read_text()
+    assert paths[1].read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(ConfigError, match="unknown figure format"):
+        F.save(Figure(), tmp_path / "x", formats=("gif",))
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, epochs: pd.DataFrame, runs: pd.DataFrame, alphas: pd.DataFrame):
+    monkeypatch.setattr(cli_figures, "load_runs", lambda paths: SimpleNamespace(runs=runs, epochs=epochs))
+    monkeypatch.setattr(cli_figures, "read_alphas_frame", lambda path: alphas)
+    app = typer.Typer()
+    app.command("figures")(cli_figures.figures)
+    app.command("other")(lambda: None)  # two commands keep "figures" as a subcommand
+    return lambda *args: CliRunner().invoke(app, ["figures", *args])
+
+
+def test_cli_one_figure(cli, tmp_path: Path) -> None:
+    result = cli("regret", "r1", "r2", "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == [str(tmp_path / "regret.svg"), str(tmp_path / "regret.png")]
+    assert (tmp_path / "regret.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_cli_table_and_alphas(cli, tmp_path: Path) -> None:
+    assert cli("table", "r1", "-o", str(tmp_path)).exit_code == 0
+    assert "93.50 ± 0.50 (3)" in (tmp_path / "table.html").read_text(encoding="utf-8")
+    assert (tmp_path / "table.csv").stat().st_size > 0
+    assert cli("alphas", "run", "-o", str(tmp_path), "--formats", "png").exit_code == 0
+    assert (tmp_path / "alphas.png").stat().st_size > 0 and not (tmp_path / "alphas.svg").exists()
+    result = cli("alphas", "r1", "r2", "-o", str(tmp_path))
+    assert isinstance(result.exception, ConfigError) and "one run" in str(result.exception)
+
+
+def test_cli_all_skips_alphas_for_many_runs(cli, tmp_path: Path) -> None:
+    result = cli("all", "r1", "r2", "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    expected = {
+        f"{n}.{ext}"
+        for n in ("regret", "test-acc", "param-free", "gap", "eigenvalue", "final-box")
+        for ext in ("svg", "png")
+    } | {"table.html", "table.csv"}
+    assert set(names) == expected
+
+
+def test_cli_unknown_figure(cli, tmp_path: Path) -> None:
+    result = cli("regrets", "r1", "-o", str(tmp_path))
+    assert isinstance(result.exception, ConfigError) and "choose one of" in str(result.exception)
+
+
+def test_loader_names_are_accepted(epochs: pd.DataFrame, runs: pd.DataFrame) -> None:
+    """The run loader names the run ``path``, gives baselines NA epochs and the runs ``final_*``."""
+    baseline = epochs.iloc[:4].assign(method="random", epoch=pd.NA, run="rs")
+    loaded = pd.concat([epochs, baseline]).rename(columns={"run": "path"})
+    loaded["epoch"] = loaded["epoch"].astype("Int64")
+    ax = F.test_acc_vs_epoch(loaded).axes[0]
+    assert sorted(_legend_texts(ax)) == [f"{m} (n=3)" for m in sorted(METHODS)]
+    final = runs.rename(columns={c: f"final_{c}" for c in ("test_acc", *F.NB201_TEST_COLUMNS)})
+    assert F.results_table(final).loc["darts", "CIFAR-10"] == "93.50 ± 0.50 (3)"
+    assert len(F.final_accuracy_box(final).axes) == 4
