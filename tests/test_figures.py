@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
 from nasbench_harness.analysis import figures as F
-from nasbench_harness.analysis.plotstyle import OKABE_ITO, method_color
+from nasbench_harness.analysis.plotstyle import OKABE_ITO, activate, method_color
 from nasbench_harness.cli import figures as cli_figures
 from nasbench_harness.errors import ConfigError
 
@@ -266,6 +266,7 @@ def test_results_table_strings(runs: pd.DataFrame) -> None:
 
 
 def test_method_colours_are_fixed_and_colour_blind_safe() -> None:
+    activate([])  # no figure drawn: the registry-wide order
     assert method_color("darts") == OKABE_ITO[0]
     assert method_color("my-method") == method_color("my-method") in OKABE_ITO
     assert len({method_color(m) for m in METHODS}) == len(METHODS)
@@ -363,3 +364,13 @@ def test_loader_names_are_accepted(epochs: pd.DataFrame, runs: pd.DataFrame) -> 
     final = runs.rename(columns={c: f"final_{c}" for c in ("test_acc", *F.NB201_TEST_COLUMNS)})
     assert F.results_table(final).loc["darts", "CIFAR-10"] == "93.50 ± 0.50 (3)"
     assert len(F.final_accuracy_box(final).axes) == 4
+
+
+def test_methods_drawn_together_never_share_a_colour(epochs: pd.DataFrame) -> None:
+    frame = epochs.copy()
+    # beta-darts and sdarts-rs share a colour in the registry-wide order (slots 11 and 3 of 8)
+    names = dict(zip(frame["method"].unique(), ["beta-darts", "sdarts-rs", "darts"], strict=False))
+    frame["method"] = frame["method"].map(names)
+    fig = F.test_acc_vs_epoch(frame.dropna(subset=["method"]))
+    colours = {line.get_label().split(" (")[0]: line.get_color() for line in fig.axes[0].get_lines()}
+    assert len({colours[m] for m in ("beta-darts", "sdarts-rs")}) == 2

@@ -4,7 +4,8 @@ Every function returns a ``matplotlib.figure.Figure`` (Agg canvas, no pyplot sta
 writes it as SVG and PNG. Curves are the mean over seeds with a band of one standard error; the
 legend says how many seeds contributed (``darts (n=3)``, or ``darts (n=2–3)`` when some epochs
 have fewer values, e.g. derived cells missing from the benchmark, whose NaN accuracy is left
-out of the mean). A method keeps its colour in every figure (``plotstyle.method_color``).
+out of the mean). Methods drawn together get distinct colours, the same in every figure of the
+same runs (``plotstyle.activate``).
 
 Trajectory figures have one panel per (space, data set). Missing or empty data follow one rule:
 a frame that lacks a required column, or has no rows, raises ``ConfigError`` naming the
@@ -25,6 +26,7 @@ from matplotlib.lines import Line2D
 
 from nasbench_harness.analysis.plotstyle import (
     OKABE_ITO,
+    activate,
     dataset_label,
     method_color,
     method_style,
@@ -70,6 +72,8 @@ def _require(frame: pd.DataFrame, columns: Iterable[str], figure: str, what: str
         )
     if frame.empty:
         raise ConfigError(f"{figure}: no runs for this figure (the {what} frame has no rows)")
+    if "method" in frame.columns:
+        activate(frame["method"].dropna())
 
 
 def _epoch_rows(epochs: pd.DataFrame, columns: Sequence[str], figure: str) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from matplotlib.axes import Axes
@@ -65,7 +66,20 @@ DATASET_LABELS: dict[str, str] = {
 }
 
 
+_ACTIVE: list[str] = []
+
+
+def activate(methods: Iterable[str]) -> None:
+    """Give the methods of the data at hand the first colours, in the registry's order then by
+    name: methods plotted together never share a colour (up to eight, then markers), and a
+    method keeps its colour in every figure drawn from the same runs."""
+    found = sorted(set(map(str, methods)), key=lambda m: (KNOWN_METHODS.index(m) if m in KNOWN_METHODS else 99, m))
+    _ACTIVE[:] = found
+
+
 def _slot(method: str) -> int:
+    if method in _ACTIVE:
+        return _ACTIVE.index(method)
     if method in KNOWN_METHODS:
         return KNOWN_METHODS.index(method)
     # A user's method: a stable hash (not Python's salted hash()) so its colour never changes.
