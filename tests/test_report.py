@@ -54,3 +54,13 @@ def test_cli_writes_the_file(
     code, stdout, err = nbh(capsys, monkeypatch, "report", str(sweep), "-o", str(out))
     assert code == 0, err
     assert str(out) in stdout and out.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_comparison_section_with_a_baseline(sweep: Path) -> None:
+    page = build_report([sweep], baseline="darts")
+    assert 'id="comparison"' in page and "Comparison with darts" in page
+    section = page[page.index('id="comparison"') : page.index('id="coverage"')]
+    assert "sdarts-rs" in section and "inconclusive" in section  # 3 seeds: significance unattainable
+    with pytest.raises(ReportError, match="--baseline 'gdas' has no runs here; methods found: darts, sdarts-rs"):
+        build_report([sweep], baseline="gdas")
+    assert 'id="comparison"' not in build_report([sweep])

@@ -16,10 +16,18 @@ def report(
     ],
     out: Annotated[Path, typer.Option("-o", "--out", help="The HTML file to write.")] = Path("reports/report.html"),
     title: Annotated[str | None, typer.Option("--title", help="The report's title.", show_default=False)] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="A method to compare every other method with (a section with nbh compare's verdicts).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write one HTML file (figures inlined, no network needed): summary, paper-style figures,
     final results, coverage notes and per-run metadata of the runs found under RUNS."""
     from nasbench_harness.report.build import write_report
 
-    path = write_report(runs, out, title)
+    path = write_report(runs, out, title, baseline)
     console.print(f"wrote {path}", markup=False, soft_wrap=True)

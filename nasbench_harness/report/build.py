@@ -47,8 +47,12 @@ class Figure:
     note: str | None = None
 
 
-def build_report(paths: Sequence[str | os.PathLike[str]], title: str | None = None) -> str:
-    """The HTML of a report on the runs found under ``paths`` (run directories or folders of them)."""
+def build_report(paths: Sequence[str | os.PathLike[str]], title: str | None = None, baseline: str | None = None) -> str:
+    """The HTML of a report on the runs found under ``paths`` (run directories or folders of them).
+
+    ``baseline`` (a method name) adds a comparison section: every other method against it, per
+    (space, dataset), on the final test accuracy, with the verdicts of ``nbh compare``.
+    """
     from jinja2 import Environment, select_autoescape
 
     from nasbench_harness.analysis.runs import load_runs
@@ -72,19 +76,24 @@ def build_report(paths: Sequence[str | os.PathLike[str]], title: str | None = No
         results_html=_results_table(searches),
         coverage=_coverage(searches, search_epochs),
         runs=_run_rows(runs),
+        comparisons=_comparisons(loaded, baseline) if baseline else None,
+        baseline=baseline,
         versions=_versions(loaded),
     )
 
 
 def write_report(
-    paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], title: str | None = None
+    paths: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    title: str | None = None,
+    baseline: str | None = None,
 ) -> Path:
     """Build the report and write it atomically to ``out``; returns the path."""
     from nasbench_harness.tracking import atomic_write_bytes
 
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target, build_report(paths, title).encode("utf-8"))
+    atomic_write_bytes(target, build_report(paths, title, baseline).encode("utf-8"))
     return target
 
 
@@ -149,6 +158,22 @@ def _run_rows(runs: Any) -> list[dict[str, Any]]:
         row["error"] = record.get("error") or ""
         row["stopped_early"] = row["stopped_early"] or ""
         rows.append(row)
+    return rows
+
+
+def _comparisons(loaded: Any, baseline: str) -> list[dict[str, Any]]:
+    from nasbench_harness.analysis.stats import compare_runs
+
+    searches = loaded.filter(kind="search")
+    methods = sorted(set(searches.runs["method"]))
+    if baseline not in methods:
+        raise ReportError(f"--baseline {baseline!r} has no runs here; methods found: {', '.join(methods)}")
+    rows = []
+    for method in methods:
+        if method == baseline:
+            continue
+        for cell in compare_runs(searches.filter(method=baseline), searches.filter(method=method)):
+            rows.append({"method": method, **cell.to_dict()})
     return rows
 
 
