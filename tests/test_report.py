@@ -36,6 +36,8 @@ def test_every_section_and_figure(sweep: Path) -> None:
     assert "sdarts-rs" in page and "TrainingError: the loss became nan" in page
     assert re.search(r"derived cell was in the imported NB101 table in 60% of 10 run-epochs", page)
     assert "1 run(s) did not finish" in page
+    assert "nasbench_harness 0.1.0, python 3.11" in page  # per-run provenance from the manifests
+    assert "The runs used 2 different code versions" in page  # the baseline trace's manifest differs
     # self-contained: nothing fetched from elsewhere
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
 

@@ -78,7 +78,7 @@ def build_report(paths: Sequence[str | os.PathLike[str]], title: str | None = No
         runs=_run_rows(runs),
         comparisons=_comparisons(loaded, baseline) if baseline else None,
         baseline=baseline,
-        versions=_versions(loaded),
+        provenance=_provenance_notes(loaded.runs),
     )
 
 
@@ -157,8 +157,34 @@ def _run_rows(runs: Any) -> list[dict[str, Any]]:
         row["config_diff"] = record.get("config_diff") or ""
         row["error"] = record.get("error") or ""
         row["stopped_early"] = row["stopped_early"] or ""
+        row.update(_provenance(Path(str(record["path"]))))
         rows.append(row)
     return rows
+
+
+def _provenance(run: Path) -> dict[str, str]:
+    """Versions, git commit and a short fingerprint of the data and table a run used (its manifest)."""
+    import hashlib
+    import json
+
+    try:
+        manifest = json.loads((run / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {"versions": "", "data": ""}
+    v = manifest.get("versions") or {}
+    versions = ", ".join(f"{k} {v[k]}" for k in ("nasbench_harness", "torch", "python") if v.get(k))
+    commit = (manifest.get("git") or {}).get("commit")
+    if commit:
+        versions += f", git {commit[:10]}{'+' if (manifest.get('git') or {}).get('dirty') else ''}"
+    data = manifest.get("data") or {}
+    hashes = [src.get("sha256", "") for src in data.get("sources", [])]
+    table = ((manifest.get("table") or {}).get("source") or {}).get("sha256", "")
+    parts = []
+    if hashes:
+        parts.append(f"{data.get('dataset', 'data')} {hashlib.sha256(''.join(hashes).encode()).hexdigest()[:12]}")
+    if table:
+        parts.append(f"table {table[:12]}")
+    return {"versions": versions, "data": ", ".join(parts)}
 
 
 def _comparisons(loaded: Any, baseline: str) -> list[dict[str, Any]]:
@@ -177,6 +203,12 @@ def _comparisons(loaded: Any, baseline: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _versions(loaded: Any) -> list[str]:
-    found = getattr(loaded, "versions", None)
-    return sorted(found) if found else []
+def _provenance_notes(runs: Any) -> list[str]:
+    """Warnings when runs used different code versions or different data."""
+    rows = [_provenance(Path(str(p))) for p in runs["path"]]
+    notes = []
+    for key, what in (("versions", "code versions"), ("data", "data or tables")):
+        distinct = {r[key] for r in rows if r[key]}
+        if len(distinct) > 1:
+            notes.append(f"The runs used {len(distinct)} different {what}: {'; '.join(sorted(distinct))}.")
+    return notes
