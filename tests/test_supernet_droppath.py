@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_cells import nb201_reference_cell
 
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.spaces.nb201 import EDGES
@@ -16,31 +17,9 @@ from nasbench_harness.supernets import nb1shot1 as s1
 from nasbench_harness.supernets import nb201
 from nasbench_harness.supernets.mixing import drop_path_masks, weighted_sum
 from nasbench_harness.supernets.nb1shot1 import NB1Shot1SearchCell, NB1Shot1SearchNet, grouped_softmax
-from nasbench_harness.supernets.nb201 import CONV1, CONV3, OUT_EDGES, POOL, SKIP, NB201SearchCell, NB201SearchNet
+from nasbench_harness.supernets.nb201 import SKIP, NB201SearchCell, NB201SearchNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _nb201_reference(cell: NB201SearchCell, x: torch.Tensor, w: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """DARTS's drop path written plainly: node = sum over edges of keep_e * (sum_o w_o op_o(h))."""
-    c = x.shape[1]
-    nodes = [x]
-    for target in range(1, 4):
-        total = torch.zeros_like(x)
-        for e, (src, dst) in enumerate(EDGES):
-            if dst != target:
-                continue
-            h = nodes[src]
-            k = OUT_EDGES[src].index(e)
-            conv3 = cell.conv3[src].conv.weight[k * c : (k + 1) * c]
-            conv1 = cell.conv1[src].conv.weight[k * c : (k + 1) * c]
-            y3 = F.batch_norm(F.conv2d(F.relu(h), conv3, padding=1), None, None, training=True)
-            y1 = F.batch_norm(F.conv2d(F.relu(h), conv1), None, None, training=True)
-            pool = F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
-            edge = w[e, SKIP] * h + w[e, CONV1] * y1 + w[e, CONV3] * y3 + w[e, POOL] * pool
-            total = total + keep[e] * edge
-        nodes.append(total)
-    return nodes[-1]
 
 
 def _nb201_batch(channels_last: bool = False) -> tuple[NB201SearchNet, torch.Tensor, torch.Tensor]:
@@ -75,7 +54,7 @@ def test_nb201_cell_equals_masked_plain_sum_in_value_and_gradients(channels_last
     torch.manual_seed(5)
     keep = drop_path_masks(x, 6, 0.4)  # the same draw the cell made
     assert set(keep.unique().tolist()) == {0.0, 1 / 0.6}
-    ref = _nb201_reference(cell, x, torch.softmax(alphas, -1), keep)
+    ref = nb201_reference_cell(cell, x, torch.softmax(alphas, -1), keep)
     torch.testing.assert_close(ours, ref)
     probe = torch.randn_like(ours)
     g_ours = torch.autograd.grad((ours * probe).sum(), [alphas, x, *cell.parameters()])

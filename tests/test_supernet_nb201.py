@@ -6,16 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from reference_cells import nb201_reference_cell
 
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.spaces.nb201 import EDGES, NB201Genotype
+from nasbench_harness.spaces.nb201 import NB201Genotype
 from nasbench_harness.supernets.nb201 import (
-    CONV1,
-    CONV3,
-    OUT_EDGES,
-    POOL,
-    SKIP,
     NB201SearchCell,
     NB201SearchNet,
     derive_genotype,
@@ -41,28 +36,6 @@ def test_bad_weights_shape_is_explained() -> None:
         net(torch.randn(2, 3, 16, 16), torch.ones(5, 6))
 
 
-def _reference_cell(cell: NB201SearchCell, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """NB201's mixed op written plainly: every edge, every op, separate BN, sum of w * op(x)."""
-    c = x.shape[1]
-    nodes = [x]
-    for target in range(1, 4):
-        total = torch.zeros_like(x)
-        for e, (src, dst) in enumerate(EDGES):
-            if dst != target:
-                continue
-            h = nodes[src]
-            k = OUT_EDGES[src].index(e)
-            conv3 = cell.conv3[src].conv.weight[k * c : (k + 1) * c]
-            conv1 = cell.conv1[src].conv.weight[k * c : (k + 1) * c]
-            y3 = F.batch_norm(F.conv2d(F.relu(h), conv3, padding=1), None, None, training=True)
-            y1 = F.batch_norm(F.conv2d(F.relu(h), conv1), None, None, training=True)
-            pool = F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
-            total = total + w[e, 0] * torch.zeros_like(h) + w[e, SKIP] * h + w[e, CONV1] * y1
-            total = total + w[e, CONV3] * y3 + w[e, POOL] * pool
-        nodes.append(total)
-    return nodes[-1]
-
-
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_cell_equals_plain_mixed_op_in_value_and_gradients(channels_last: bool) -> None:
     torch.manual_seed(0)
@@ -73,7 +46,7 @@ def test_cell_equals_plain_mixed_op_in_value_and_gradients(channels_last: bool) 
     alphas = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
     x.requires_grad_(True)
     ours = cell(x, torch.softmax(alphas, -1), None, False)
-    ref = _reference_cell(cell, x, torch.softmax(alphas, -1))
+    ref = nb201_reference_cell(cell, x, torch.softmax(alphas, -1))
     torch.testing.assert_close(ours, ref)
     probe = torch.randn_like(ours)
     g_ours = torch.autograd.grad((ours * probe).sum(), [alphas, x, *cell.parameters()])
@@ -93,7 +66,7 @@ def test_second_derivatives_flow_through_the_cell() -> None:
         return (cell(x, torch.softmax(a, -1), None, False) ** 2).mean()
 
     def g(a: torch.Tensor) -> torch.Tensor:
-        return (_reference_cell(cell, x, torch.softmax(a, -1)) ** 2).mean()
+        return (nb201_reference_cell(cell, x, torch.softmax(a, -1)) ** 2).mean()
 
     h_ours = torch.autograd.functional.hessian(f, alphas)
     h_ref = torch.autograd.functional.hessian(g, alphas)
