@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -170,6 +171,16 @@ def _trajectory_figure(
 # --- figures ---------------------------------------------------------------------------------
 
 
+def _legend_with_line_styles(ax: Any, solid: str, dashed: str) -> None:
+    """The methods' legend plus two grey entries saying what solid and dashed lines show."""
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [
+        Line2D([], [], color="0.3", linestyle="-", label=solid),
+        Line2D([], [], color="0.3", linestyle="--", label=dashed),
+    ]
+    ax.legend(handles=handles, fontsize="small", frameon=False)
+
+
 def regret_vs_epoch(epochs: pd.DataFrame) -> Figure:
     """Anytime test regret (points, log scale) of the derived cell per method and epoch, with the
     supernet's validation error (100 - valid_acc, %, dashed) on a twin axis when ``valid_acc`` is
@@ -189,12 +200,7 @@ def regret_vs_epoch(epochs: pd.DataFrame) -> Figure:
         for method, g in err.groupby("method", sort=True):
             _draw_mean(twin, g, "valid_error", str(method), linestyle="--", label=False, band=False)
         twin.set_ylabel("supernet valid error (%, dashed)")
-        handles, _ = ax.get_legend_handles_labels()
-        handles += [
-            Line2D([], [], color="0.3", linestyle="-", label="test regret"),
-            Line2D([], [], color="0.3", linestyle="--", label="supernet valid error"),
-        ]
-        ax.legend(handles=handles, fontsize="small", frameon=False)
+        _legend_with_line_styles(ax, "test regret", "supernet valid error")
     return fig
 
 
@@ -270,12 +276,7 @@ def gap_vs_epoch(epochs: pd.DataFrame) -> Figure:
         ax.axhline(0.0, color="0.6", linewidth=0.8)
         ax.set_xlabel("epoch")
         ax.set_ylabel("supernet − final-net gap (points)")
-        handles, _ = ax.get_legend_handles_labels()
-        handles += [
-            Line2D([], [], color="0.3", linestyle="-", label="gap_final (inherited weights)"),
-            Line2D([], [], color="0.3", linestyle="--", label="gap_table (tabular)"),
-        ]
-        ax.legend(handles=handles, fontsize="small", frameon=False)
+        _legend_with_line_styles(ax, "gap_final (inherited weights)", "gap_table (tabular)")
     fig.suptitle("Supernet-to-final-net gap vs epoch")
     return fig
 
