@@ -7,7 +7,7 @@ import sys
 import typer
 
 from nasbench_harness import __version__
-from nasbench_harness.cli import baseline, compare, data, figures, methods, query, report, search
+from nasbench_harness.cli import baseline, compare, data, figures, methods, query, report, search, sweep
 from nasbench_harness.errors import NbhError
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.command("methods")(methods.methods)
 app.command("compare")(compare.compare)
 app.command("report")(report.report)
 app.command("figures")(figures.figures)
+app.command("sweep")(sweep.sweep)
 
 
 def _version(value: bool) -> None:

@@ -224,6 +224,11 @@ def _nest(parts: list[str], value: Any) -> dict[str, Any]:
     return out
 
 
+def merge_overrides(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """A new nested dict: ``base`` with ``extra`` merged in key by key (neither is changed)."""
+    return _merge(copy.deepcopy(base), copy.deepcopy(extra))
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

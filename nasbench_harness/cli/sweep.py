@@ -1,0 +1,68 @@
+"""``nbh sweep``: run every search of a suite (a YAML grid), skipping finished runs and resuming
+interrupted ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nasbench_harness.cli.common import DataDirOption, console, err_console
+
+
+def sweep(
+    suite: Annotated[Path, typer.Argument(help="A suite file, e.g. benchmarks/suites/nb201-robust.yaml.")],
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant", help="The suite's variant (a preset): cpu or paper. Default: paper on CUDA, else cpu."
+        ),
+    ] = None,
+    root: Annotated[Path, typer.Option("--root", help="Results folder; runs go to ROOT/<suite>/<variant>/...")] = Path(
+        "results"
+    ),
+    workers: Annotated[int, typer.Option("--workers", help="Runs trained at once (the threads are split).")] = 1,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and their state; train nothing.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Expand SUITE into runs (same config -> same directory) and train the missing ones with
+    the local executor; prints one line per run and a summary; ROOT/<suite>/<variant>/sweep.json
+    lists every run's status. Exit code 1 when a run failed."""
+    from nasbench_harness.execution.local import run_status, run_sweep
+    from nasbench_harness.execution.suite import expand, load_suite
+
+    spec = load_suite(suite)
+    chosen = variant or _default_variant(device)
+    runs = expand(spec, chosen, root)
+    console.print(f"{spec.name} ({chosen}): {len(runs)} runs. {spec.reproduces}", markup=False, soft_wrap=True)
+    if dry_run:
+        for run in runs:
+            console.print(f"{run_status(run.path) or 'new':<9} {run.run_id}", markup=False, soft_wrap=True)
+        return
+    if workers < 1:
+        from nasbench_harness.errors import ConfigError
+
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+
+    def show(outcome) -> None:  # type: ignore[no-untyped-def]
+        err_console.print(f"{outcome.status:<14} {outcome.run_id}  {outcome.message}", markup=False, soft_wrap=True)
+
+    outcomes = run_sweep(
+        runs, Path(root) / spec.name / chosen, workers=workers, device=device, data_dir=data_dir,
+        retry_failed=retry_failed, on_outcome=show,
+    )  # fmt: skip
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())), markup=False)
+    if counts.get("failed"):
+        raise typer.Exit(1)
+
+
+def _default_variant(device: str) -> str:
+    if device.startswith("cuda"):
+        return "paper"
+    return "cpu"

@@ -1,0 +1,1 @@
+"""Running many searches: suites (YAML grids) and executors."""

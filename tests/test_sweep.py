@@ -1,0 +1,118 @@
+"""Suites: the shipped files validate and expand to their documented sizes; bad files are errors
+naming the line; a tiny suite runs with the local executor (1 and 2 workers give identical
+trajectories), finished runs are skipped, and a run another sweep holds is left alone."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+from test_cli import nbh
+
+from nasbench_harness.errors import ConfigError
+from nasbench_harness.execution.local import SWEEP_FILE, run_sweep
+from nasbench_harness.execution.suite import expand, load_suite
+from nasbench_harness.tracking import read_trajectory
+
+SUITES = Path(__file__).parents[1] / "benchmarks" / "suites"
+SIZES = {"nb201-robust": 45, "nb1shot1-regret": 45, "rdarts-eigenvalue": 27, "regularizer-check": 48}
+TINY = """\
+    name: tiny
+    reproduces: a two-method smoke test
+    command: nbh sweep tiny.yaml
+    spaces: [nb201]
+    datasets: [cifar10]
+    seeds: [0, 1]
+    methods:
+      - darts
+      - name: rdarts-l2
+        options: {weight_decay: [0.0027]}
+    overrides:
+      epochs: 2
+      batch_size: 32
+      model: {channels: 4}
+      data: {train_size: 64, valid_size: 64}
+      tracking: {eigen_every: 0}
+    variants:
+      cpu: {}
+"""
+VOLATILE = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
+
+
+def _suite(tmp_path: Path, text: str = TINY) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_shipped_suites_validate_and_expand(name: str) -> None:
+    suite = load_suite(SUITES / f"{name}.yaml")
+    assert suite.name == name and set(suite.variants) == {"cpu", "paper"}
+    for variant in ("cpu", "paper"):
+        runs = expand(suite, variant)
+        assert len(runs) == SIZES[name]
+        assert len({r.path for r in runs}) == len(runs)  # stable, distinct directories
+        assert all(r.config.preset == variant for r in runs)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("seeds: [0, 1]", "seeds: [0, 1]\ncolour: red"), r"line 7: colour: unknown key"),
+        (("  - darts\n", "  - dartz\n"), r"line 8: methods\.0\.name: unknown method .dartz."),
+        (("weight_decay: [0.0027]", "weight_decay: []"), r"line 10: methods\.1\.options: .*empty"),
+        (("seeds: [0, 1]", "seeds: []"), r"line 6: seeds: List should have at least 1 item"),
+        (("  cpu: {}", "  gpu: {}"), r"variants: .*unknown variant\(s\) gpu"),
+        (("seeds: [0, 1]\n", "seeds: [0, 1]\nseeds: [2]\n"), r"line 7: key 'seeds' appears twice"),
+    ],
+)
+def test_bad_suites_name_the_line(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    text = textwrap.dedent(TINY)
+    assert change[0] in text
+    with pytest.raises(ConfigError, match=message):
+        load_suite(_suite(tmp_path, text.replace(*change)))
+
+
+def test_a_method_that_cannot_run_on_a_space_is_refused(tmp_path: Path) -> None:
+    text = TINY.replace("spaces: [nb201]", "spaces: [nb1shot1-1]").replace("  - darts\n", "  - darts-minus\n")
+    with pytest.raises(ConfigError, match="darts-minus' cannot run on nb1shot1-1"):
+        expand(load_suite(_suite(tmp_path, text)), "cpu")
+
+
+@pytest.mark.data
+def test_local_executor_one_and_two_workers_agree_and_skip_finished(tmp_path: Path, real_data_dir: Path) -> None:
+    runs_a = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path / "a")
+    runs_b = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path / "b")
+    # the same threads per run (results depend on the thread count, not on the number of workers)
+    first = run_sweep(runs_a, tmp_path / "a", workers=1, threads=1, data_dir=real_data_dir)
+    second = run_sweep(runs_b, tmp_path / "b", workers=2, threads=1, data_dir=real_data_dir)
+    assert [o.status for o in first] == ["finished"] * 4 and sorted(o.status for o in second) == ["finished"] * 4
+    for a, b in zip(runs_a, runs_b, strict=True):
+        rows_a = [{k: v for k, v in r.items() if k not in VOLATILE} for r in read_trajectory(a.path).to_pylist()]
+        rows_b = [{k: v for k, v in r.items() if k not in VOLATILE} for r in read_trajectory(b.path).to_pylist()]
+        assert rows_a == rows_b and len(rows_a) == 2
+    again = run_sweep(runs_a, tmp_path / "a", workers=1, data_dir=real_data_dir)
+    assert {o.message for o in again} == {"already finished"}
+    manifest = json.loads((tmp_path / "a" / SWEEP_FILE).read_text())
+    assert manifest["counts"] == {"finished": 4} and len(manifest["runs"]) == 4
+
+
+@pytest.mark.data
+def test_a_run_held_by_another_sweep_is_left_alone(tmp_path: Path, real_data_dir: Path) -> None:
+    runs = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path)[:1]
+    runs[0].path.parent.mkdir(parents=True)
+    with FileLock(str(runs[0].path) + ".lock"):
+        (outcome,) = run_sweep(runs, tmp_path, workers=1, data_dir=real_data_dir)
+    assert outcome.status == "busy" and not (runs[0].path / "manifest.json").exists()
+
+
+def test_cli_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, err = nbh(capsys, monkeypatch, "sweep", str(SUITES / "rdarts-eigenvalue.yaml"), "--dry-run",
+                         "--root", str(tmp_path))  # fmt: skip
+    assert code == 0, err
+    assert "rdarts-eigenvalue (cpu): 27 runs." in out
+    assert "new       rdarts-eigenvalue/cpu/nb201/cifar10/rdarts-dp-drop_prob=0.6/seed-2" in out
