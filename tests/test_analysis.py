@@ -214,3 +214,13 @@ def test_analysis_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_run_with_plugins_is_its_own_method_variant(tmp_path: Path) -> None:
+    plain = write_run(tmp_path / "plain", method="darts", seed=0)
+    plugged = write_run(
+        tmp_path / "plugged", method="darts", seed=0, config={"plugins": [{"ref": "my_reg.py:SkipPenalty"}]}
+    )
+    runs = load_runs([plain, plugged]).runs.set_index("path")
+    assert runs.loc[str(plain), "method"] == "darts"
+    assert runs.loc[str(plugged), "method"] == "darts+SkipPenalty"

@@ -116,3 +116,24 @@ def test_cli_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeyp
     assert code == 0, err
     assert "rdarts-eigenvalue (cpu): 27 runs." in out
     assert "new       rdarts-eigenvalue/cpu/nb201/cifar10/rdarts-dp-drop_prob=0.6/seed-2" in out
+
+
+@pytest.mark.data
+def test_check_regularizer_end_to_end(
+    tmp_path: Path, real_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = _suite(
+        tmp_path, textwrap.dedent(TINY).replace("  - name: rdarts-l2\n    options: {weight_decay: [0.0027]}\n", "")
+    )
+    example = Path(__file__).parents[1] / "examples" / "skip_penalty.py"
+    report = tmp_path / "check.html"
+    code, out, err = nbh(
+        capsys, monkeypatch, "check-regularizer", f"{example}:SkipPenalty", "--suite", str(suite),
+        "--root", str(tmp_path / "results"), "--report", str(report), "--data-dir", str(real_data_dir),
+    )  # fmt: skip
+    assert code == 0, err + out
+    assert "nb201 / cifar10: inconclusive (too few runs" in out  # 2 seeds cannot reach p < 0.05
+    page = report.read_text()
+    assert "darts+SkipPenalty" in page and 'id="comparison"' in page
+    candidates = sorted((tmp_path / "results" / "tiny" / "cpu" / "candidates").rglob("manifest.json"))
+    assert len(candidates) == 2 and all(json.loads(m.read_text())["plugins"] for m in candidates)

@@ -227,6 +227,10 @@ def _load_one(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
         "preset": config.get("preset", "table" if kind == "baseline" else None),
         "status": manifest.get("status"),
     }
+    # A run with plugins is its own variant of the method: "darts+SkipPenalty".
+    plugins = [str(p.get("ref", "")).rpartition(":")[2] for p in config.get("plugins") or [] if isinstance(p, dict)]
+    if ident["method"] is not None and plugins:
+        ident["method"] = "+".join([str(ident["method"]), *filter(None, plugins)])
     missing = [k for k in ("space", "dataset", "method") if ident[k] is None]
     if missing:
         raise RunDirError(

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from nasbench_harness import __version__
-from nasbench_harness.cli import baseline, compare, data, figures, methods, query, report, search, sweep
+from nasbench_harness.cli import baseline, check, compare, data, figures, methods, query, report, search, sweep
 from nasbench_harness.errors import NbhError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.command("compare")(compare.compare)
 app.command("report")(report.report)
 app.command("figures")(figures.figures)
 app.command("sweep")(sweep.sweep)
+app.command("check-regularizer")(check.check_regularizer)
 
 
 def _version(value: bool) -> None:
