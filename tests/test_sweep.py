@@ -13,7 +13,7 @@ from filelock import FileLock
 from test_cli import nbh
 
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.execution.local import SWEEP_FILE, run_sweep
+from nasbench_harness.execution.local import SWEEP_FILE, run_status, run_sweep
 from nasbench_harness.execution.suite import expand, load_suite
 from nasbench_harness.tracking import read_trajectory
 
@@ -137,3 +137,54 @@ def test_check_regularizer_end_to_end(
     assert "darts+SkipPenalty" in page and 'id="comparison"' in page
     candidates = sorted((tmp_path / "results" / "tiny" / "cpu" / "candidates").rglob("manifest.json"))
     assert len(candidates) == 2 and all(json.loads(m.read_text())["plugins"] for m in candidates)
+
+
+@pytest.mark.data
+def test_ray_executor_gives_the_local_trajectories(tmp_path: Path, real_data_dir: Path) -> None:
+    local = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path / "local")[:2]
+    remote = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path / "ray")[:2]
+    run_sweep(local, tmp_path / "local", workers=1, threads=1, data_dir=real_data_dir)
+    outcomes = run_sweep(remote, tmp_path / "ray", executor="ray", threads=1, data_dir=real_data_dir)
+    assert [o.status for o in outcomes] == ["finished", "finished"]
+    for a, b in zip(local, remote, strict=True):
+        rows_a = [{k: v for k, v in r.items() if k not in VOLATILE} for r in read_trajectory(a.path).to_pylist()]
+        rows_b = [{k: v for k, v in r.items() if k not in VOLATILE} for r in read_trajectory(b.path).to_pylist()]
+        assert rows_a == rows_b
+
+
+@pytest.mark.data
+def test_a_sweep_killed_mid_run_completes_only_what_is_missing(tmp_path: Path, real_data_dir: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    text = textwrap.dedent(TINY).replace("epochs: 2", "epochs: 4")
+    suite = _suite(tmp_path, text)
+    root = tmp_path / "results"
+    command = [sys.executable, "-m", "nasbench_harness.cli.main", "sweep", str(suite), "--root", str(root),
+               "--data-dir", str(real_data_dir), "--workers", "2"]  # fmt: skip
+    runs = expand(load_suite(suite), "cpu", root)
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill once some run has committed an epoch but not all of them
+        done = [r for r in runs if (r.path / "trajectory.parquet").exists()]
+        if done:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {r.run_id: len(read_trajectory(r.path)) if (r.path / "trajectory.parquet").exists() else 0 for r in runs}
+    assert any(0 < n < 4 for n in before.values()), before  # killed mid-run
+    finished_before = {r.run_id: run_status(r.path) == "finished" for r in runs}
+    outcomes = run_sweep(runs, root / "tiny" / "cpu", workers=1, data_dir=real_data_dir)
+    assert [o.status for o in outcomes] == ["finished"] * 4
+    for outcome in outcomes:  # what had finished is not trained again
+        assert (outcome.message == "already finished") == finished_before[outcome.run_id]
+    for run in runs:
+        rows = read_trajectory(run.path).to_pylist()
+        assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+        manifest = json.loads((run.path / "manifest.json").read_text())
+        if 0 < before[run.run_id] < 4:
+            assert manifest["resumed_at"]  # continued from its last complete epoch, not restarted

@@ -23,13 +23,22 @@ def sweep(
         "results"
     ),
     workers: Annotated[int, typer.Option("--workers", help="Runs trained at once (the threads are split).")] = 1,
+    executor: Annotated[
+        str, typer.Option("--executor", help="local (a process pool here) or ray (Ray tasks).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="An existing Ray cluster (default: a local Ray instance).", show_default=False
+        ),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and their state; train nothing.")] = False,
     data_dir: DataDirOption = None,
 ) -> None:
     """Expand SUITE into runs (same config -> same directory) and train the missing ones with
-    the local executor; prints one line per run and a summary; ROOT/<suite>/<variant>/sweep.json
+    the local executor or Ray; prints one line per run and a summary; ROOT/<suite>/<variant>/sweep.json
     lists every run's status. Exit code 1 when a run failed."""
     from nasbench_harness.execution.local import run_status, run_sweep
     from nasbench_harness.execution.suite import expand, load_suite
@@ -52,7 +61,7 @@ def sweep(
 
     outcomes = run_sweep(
         runs, Path(root) / spec.name / chosen, workers=workers, device=device, data_dir=data_dir,
-        retry_failed=retry_failed, on_outcome=show,
+        retry_failed=retry_failed, on_outcome=show, executor=executor, ray_address=ray_address,
     )  # fmt: skip
     counts: dict[str, int] = {}
     for outcome in outcomes:

@@ -1,4 +1,5 @@
-"""The local executor: a suite's runs in a pool of worker processes on this machine.
+"""Executors: a suite's runs in a pool of worker processes on this machine (``local``), or as
+Ray tasks on a local Ray instance or an existing cluster (``ray``).
 
 Each run is `run_search` into its own directory, so a finished run is skipped, an interrupted
 one resumes from its last complete epoch, and a failed one is retried only when asked. A run is
@@ -6,13 +7,16 @@ claimed with a file lock (``<run dir>.lock``) for as long as it trains: two swee
 results folder never train the same run at once; the second reports it as busy. The machine's
 threads are split between the workers. ``sweep.json`` (written atomically after every run)
 lists every run and its status.
+
+With Ray, each run is one task that asks for ``threads`` CPUs (and a GPU when the device is
+CUDA); on a cluster the results folder and the data directory must be on storage every node sees.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -80,6 +84,8 @@ def run_sweep(
     data_dir: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> list[Outcome]:
     """Run ``runs`` with ``workers`` processes (1: in this process); returns every outcome.
 
@@ -101,6 +107,14 @@ def run_sweep(
         if on_outcome:
             on_outcome(outcome)
 
+    if executor == "ray":
+        for outcome in _ray_outcomes(planned, threads, device, data, retry_failed, ray_address):
+            record(outcome)
+        return outcomes
+    if executor != "local":
+        from nasbench_harness.errors import ConfigError
+
+        raise ConfigError(f"unknown executor {executor!r}; use local or ray")
     if workers <= 1:
         for run in planned:
             record(run_one(run, device, data, retry_failed))
@@ -122,6 +136,34 @@ def run_sweep(
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     return outcomes
+
+
+def _ray_outcomes(
+    runs: Sequence[PlannedRun], threads: int, device: str, data: str | None, retry_failed: bool, address: str | None
+) -> Iterator[Outcome]:
+    """Each run as a Ray task; outcomes in the order they finish."""
+    try:
+        import ray
+    except ImportError:
+        from nasbench_harness.errors import ConfigError
+
+        raise ConfigError("--executor ray needs the ray package: pip install 'ray>=2.9'") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    try:
+        task = ray.remote(num_cpus=threads, num_gpus=1 if device.startswith("cuda") else 0)(run_one)
+        pending = {task.remote(run, device, data, retry_failed): run for run in runs}
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            run = pending.pop(ref)
+            try:
+                yield ray.get(ref)
+            except Exception as exc:  # a task or node that died: the run resumes next time
+                yield Outcome(run.run_id, "failed", f"task died: {type(exc).__name__}: {exc}")
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _write_manifest(directory: Path, statuses: dict[str, dict[str, Any]]) -> None:
