@@ -18,7 +18,7 @@ from nasbench_harness.execution.suite import expand, load_suite
 from nasbench_harness.tracking import read_trajectory
 
 SUITES = Path(__file__).parents[1] / "benchmarks" / "suites"
-SIZES = {"nb201-robust": 45, "nb1shot1-regret": 45, "rdarts-eigenvalue": 27, "regularizer-check": 48}
+SIZES = {"nb201-robust": 45, "nb1shot1-regret": 45, "rdarts-eigenvalue": 27, "regularizer-check": 48, "quickstart": 6}
 TINY = """\
     name: tiny
     reproduces: a two-method smoke test
@@ -188,3 +188,21 @@ def test_a_sweep_killed_mid_run_completes_only_what_is_missing(tmp_path: Path, r
         manifest = json.loads((run.path / "manifest.json").read_text())
         if 0 < before[run.run_id] < 4:
             assert manifest["resumed_at"]  # continued from its last complete epoch, not restarted
+
+
+@pytest.mark.data
+def test_cli_sweep_with_a_report(
+    tmp_path: Path, real_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = _suite(tmp_path, textwrap.dedent(TINY).replace("seeds: [0, 1]", "seeds: [0]"))
+    report = tmp_path / "tiny.html"
+    code, out, err = nbh(
+        capsys, monkeypatch, "sweep", str(suite), "--root", str(tmp_path / "results"), "--device", "cpu",
+        "--report", str(report), "--data-dir", str(real_data_dir),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "2 runs: 2 finished" in out and f"report: {report.resolve()}" in out
+    page = report.read_text()
+    assert "Comparison with darts" in page and "rdarts-l2" in page
+    manifest = json.loads((tmp_path / "results" / "tiny" / "cpu" / SWEEP_FILE).read_text())
+    assert manifest["counts"] == {"finished": 2}

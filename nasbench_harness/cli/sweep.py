@@ -32,9 +32,17 @@ def sweep(
             "--ray-address", help="An existing Ray cluster (default: a local Ray instance).", show_default=False
         ),
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="auto (cuda if available), cpu, cuda or cuda:N.")] = "auto",
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and their state; train nothing.")] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write an HTML report of the suite's runs here at the end (compared with the suite's first method).",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Expand SUITE into runs (same config -> same directory) and train the missing ones with
@@ -44,6 +52,10 @@ def sweep(
     from nasbench_harness.execution.suite import expand, load_suite
 
     spec = load_suite(suite)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     chosen = variant or _default_variant(device)
     runs = expand(spec, chosen, root)
     console.print(f"{spec.name} ({chosen}): {len(runs)} runs. {spec.reproduces}", markup=False, soft_wrap=True)
@@ -56,17 +68,40 @@ def sweep(
 
         raise ConfigError(f"--workers must be at least 1, got {workers}")
 
-    def show(outcome) -> None:  # type: ignore[no-untyped-def]
-        err_console.print(f"{outcome.status:<14} {outcome.run_id}  {outcome.message}", markup=False, soft_wrap=True)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    outcomes = run_sweep(
-        runs, Path(root) / spec.name / chosen, workers=workers, device=device, data_dir=data_dir,
-        retry_failed=retry_failed, on_outcome=show, executor=executor, ray_address=ray_address,
+    bar = Progress(
+        TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, disable=not err_console.is_terminal,
     )  # fmt: skip
+    task = bar.add_task("sweep", total=len(runs), counts="")
     counts: dict[str, int] = {}
-    for outcome in outcomes:
+
+    def show(outcome) -> None:  # type: ignore[no-untyped-def]
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())), markup=False)
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        bar.update(task, advance=1, counts=summary)
+        bar.console.print(f"{outcome.status:<14} {outcome.run_id}  {outcome.message}", markup=False, soft_wrap=True)
+
+    with bar:
+        outcomes = run_sweep(
+            runs, Path(root) / spec.name / chosen, workers=workers, device=device, data_dir=data_dir,
+            retry_failed=retry_failed, on_outcome=show, executor=executor, ray_address=ray_address,
+        )  # fmt: skip
+    console.print(f"{len(outcomes)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
+    if report is not None:
+        from nasbench_harness.report.build import write_report
+
+        baseline = spec.methods[0].name if len(spec.methods) > 1 else None
+        path = write_report([r.path for r in runs if r.path.exists()], report, f"{spec.name} ({chosen})", baseline)
+        console.print(f"report: {path.resolve()}", markup=False, soft_wrap=True)
     if counts.get("failed"):
         raise typer.Exit(1)
 
