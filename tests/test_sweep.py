@@ -206,3 +206,15 @@ def test_cli_sweep_with_a_report(
     assert "Comparison with darts" in page and "rdarts-l2" in page
     manifest = json.loads((tmp_path / "results" / "tiny" / "cpu" / SWEEP_FILE).read_text())
     assert manifest["counts"] == {"finished": 2}
+
+
+def test_an_interrupted_run_resumes_but_a_failed_one_waits_for_retry(tmp_path: Path) -> None:
+    from nasbench_harness.execution.local import run_one
+
+    runs = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path)
+    for run, error in ((runs[0], "interrupted by the user; continue with ..."), (runs[1], "TrainingError: nan")):
+        run.path.mkdir(parents=True)
+        (run.path / "manifest.json").write_text(json.dumps({"status": "failed", "error": error}))
+    assert run_status(runs[0].path) == "interrupted" and run_status(runs[1].path) == "failed"
+    skipped = run_one(runs[1], "cpu", None, retry_failed=False)
+    assert skipped.status == "skipped-failed" and "--retry-failed" in skipped.message

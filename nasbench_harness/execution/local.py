@@ -39,11 +39,16 @@ class Outcome:
 
 
 def run_status(path: Path) -> str | None:
-    """The status in a run directory's manifest (None: no run there yet)."""
+    """The status in a run directory's manifest (None: no run there yet). A run stopped by
+    Ctrl-C counts as ``interrupted`` (it resumes), not as ``failed``."""
     try:
-        return str(json.loads((path / "manifest.json").read_text())["status"])
+        manifest = json.loads((path / "manifest.json").read_text())
+        status = str(manifest["status"])
     except (OSError, ValueError, KeyError):
         return None
+    if status == "failed" and str(manifest.get("error") or "").startswith("interrupted"):
+        return "interrupted"
+    return status
 
 
 def run_one(run: PlannedRun, device: str, data_dir: str | None, retry_failed: bool) -> Outcome:
