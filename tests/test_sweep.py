@@ -175,6 +175,12 @@ def test_a_sweep_killed_mid_run_completes_only_what_is_missing(tmp_path: Path, r
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    for _ in range(100):  # the workers die (and drop their run locks) a moment after the parent
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
     before = {r.run_id: len(read_trajectory(r.path)) if (r.path / "trajectory.parquet").exists() else 0 for r in runs}
     assert any(0 < n < 4 for n in before.values()), before  # killed mid-run
     finished_before = {r.run_id: run_status(r.path) == "finished" for r in runs}
