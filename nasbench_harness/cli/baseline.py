@@ -37,8 +37,10 @@ def baseline(
     data_dir: DataDirOption = None,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    """Run a table-only baseline: every evaluation queries the benchmark's validation accuracy,
-    the incumbent is the best so far, and its test accuracy and regret are recorded.
+    """Run a table-only baseline (random search or regularized evolution).
+
+    Every evaluation queries the benchmark's validation accuracy, the incumbent is the best so
+    far, and its test accuracy and regret are recorded.
 
     Writes manifest.json and trajectory.parquet (one row per evaluation; see results/README.md).
     NB-1Shot1 cells missing from a partial NB101 table are skipped and counted.

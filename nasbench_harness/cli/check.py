@@ -32,10 +32,11 @@ def check_regularizer(
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Train the suite (baselines, reused when already finished) and the candidate (the suite's
-    --baseline-method runs plus the regularizer, in their own directories), then compare the
-    candidate with that baseline method on the final tabular test accuracy and write a report.
-    Exit code 1 when a cell regressed."""
+    """Check a regularizer against a suite's baselines; exit code 1 on a regression.
+
+    Trains the suite (baselines, reused when already finished) and the candidate (the suite's
+    --baseline-method runs plus the regularizer, in their own directories), compares the
+    candidate with that baseline method on the final tabular test accuracy and writes a report."""
     from nasbench_harness.analysis.runs import load_runs
     from nasbench_harness.analysis.stats import compare_runs
     from nasbench_harness.errors import ConfigError

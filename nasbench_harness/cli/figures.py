@@ -41,7 +41,9 @@ def figures(
         str, typer.Option("--formats", help="Comma-separated image formats: svg, png, pdf.")
     ] = "svg,png",
 ) -> None:
-    """Draw FIGURE from RUNS into DIR: DIR/<figure>.svg and .png (table: .html and .csv); prints the paths."""
+    """Draw one paper-style figure (or all) of the runs found under RUNS.
+
+    Writes DIR/<figure>.svg and .png (table: .html and .csv) and prints the paths."""
     if figure not in CHOICES:
         raise ConfigError(f"unknown figure {figure!r}; choose one of {', '.join(CHOICES)}")
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())

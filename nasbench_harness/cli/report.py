@@ -25,8 +25,10 @@ def report(
         ),
     ] = None,
 ) -> None:
-    """Write one HTML file (figures inlined, no network needed): summary, paper-style figures,
-    final results, coverage notes and per-run metadata of the runs found under RUNS."""
+    """Write a self-contained HTML report of the runs found under RUNS.
+
+    One file, figures inlined, no network needed: summary, paper-style figures, final results,
+    comparison (--baseline), coverage notes and per-run metadata."""
     from nasbench_harness.report.build import write_report
 
     path = write_report(runs, out, title, baseline)

@@ -45,9 +45,11 @@ def sweep(
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Expand SUITE into runs (same config -> same directory) and train the missing ones with
-    the local executor or Ray; prints one line per run and a summary; ROOT/<suite>/<variant>/sweep.json
-    lists every run's status. Exit code 1 when a run failed."""
+    """Run every search of a suite (a YAML grid), locally or on Ray.
+
+    Expands SUITE into runs (same config -> same directory) and trains the missing ones:
+    finished runs are skipped, interrupted ones resume. Prints one line per run and a summary;
+    ROOT/<suite>/<variant>/sweep.json lists every run's status. Exit code 1 when a run failed."""
     from nasbench_harness.execution.local import run_status, run_sweep
     from nasbench_harness.execution.suite import expand, load_suite
 
