@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
+from reference_cells import nb1shot1_reference_cell, nb201_reference_cell, paper_shuffle
 
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
@@ -21,20 +21,12 @@ from nasbench_harness.methods.registry import make_method
 from nasbench_harness.methods.run import run_search
 from nasbench_harness.methods.spaces import get_search_space
 from nasbench_harness.spaces.nb201 import EDGES, NB201Genotype
-from nasbench_harness.supernets import nb1shot1 as s1
 from nasbench_harness.supernets.mixing import shuffle_cat
 from nasbench_harness.supernets.nb1shot1 import NB1Shot1SearchNet, grouped_softmax
-from nasbench_harness.supernets.nb201 import CONV1, CONV3, OUT_EDGES, POOL, SKIP
 from nasbench_harness.supernets.nb201_pc import PCNB201SearchCell, PCNB201SearchNet, edge_weights
 from nasbench_harness.tracking import read_trajectory
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _paper_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """PC-DARTS's channel_shuffle (ShuffleNet's): view as groups, transpose, flatten."""
-    b, c, h, w = x.shape
-    return x.view(b, groups, c // groups, h, w).transpose(1, 2).contiguous().view(b, c, h, w)
 
 
 @pytest.mark.parametrize("groups", [2, 4])
@@ -46,7 +38,7 @@ def test_shuffle_cat_is_the_papers_shuffle_of_the_concatenation(groups: int, cha
     r = torch.randn(2, (groups - 1) * part, 4, 5, dtype=torch.float64, requires_grad=True)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     ours = shuffle_cat(a.contiguous(memory_format=fmt), r.contiguous(memory_format=fmt), groups)
-    ref = _paper_shuffle(torch.cat([a, r], dim=1), groups)
+    ref = paper_shuffle(torch.cat([a, r], dim=1), groups)
     assert torch.equal(ours, ref)
     assert ours.is_contiguous(memory_format=fmt)
     # channel j * groups + g holds channel j of group g (group 0: the mixed part)
@@ -67,32 +59,6 @@ def test_edge_weights_are_a_softmax_over_each_nodes_incoming_edges() -> None:
         torch.testing.assert_close(w[into], torch.softmax(beta[into], 0))
 
 
-def _pc_reference(cell: PCNB201SearchCell, x: torch.Tensor, w: torch.Tensor, ew: torch.Tensor) -> torch.Tensor:
-    """The paper's formulas plainly: per edge, ops on the first C/K channels, concat, shuffle;
-    per node, the edges weighted by the normalised betas."""
-    p, k = cell.part, cell.k
-    nodes = [x]
-    for target in range(1, 4):
-        total = torch.zeros_like(x)
-        for e, (src, dst) in enumerate(EDGES):
-            if dst != target:
-                continue
-            h = nodes[src]
-            hp = h[:, :p]
-            j = OUT_EDGES[src].index(e)
-            conv3 = cell.conv3[src].conv.weight[j * p : (j + 1) * p]
-            conv1 = cell.conv1[src].conv.weight[j * p : (j + 1) * p]
-            y3 = F.batch_norm(F.conv2d(F.relu(hp), conv3, padding=1), None, None, training=True)
-            y1 = F.batch_norm(F.conv2d(F.relu(hp), conv1), None, None, training=True)
-            pool = F.avg_pool2d(hp, 3, 1, 1, count_include_pad=False)
-            mixed = w[e, 0] * torch.zeros_like(hp) + w[e, SKIP] * hp + w[e, CONV1] * y1
-            mixed = mixed + w[e, CONV3] * y3 + w[e, POOL] * pool
-            edge = _paper_shuffle(torch.cat([mixed, h[:, p:]], dim=1), k) if k > 1 else mixed
-            total = total + ew[e] * edge
-        nodes.append(total)
-    return nodes[-1]
-
-
 @pytest.mark.parametrize(("k", "channels_last"), [(4, False), (4, True), (2, False), (1, False)])
 def test_pc_nb201_cell_equals_the_papers_formulas(k: int, channels_last: bool) -> None:
     torch.manual_seed(k)
@@ -104,7 +70,7 @@ def test_pc_nb201_cell_equals_the_papers_formulas(k: int, channels_last: bool) -
     alphas = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
     beta = torch.randn(6, dtype=torch.float64, requires_grad=True)
     ours = cell(x, torch.softmax(alphas, -1), edge_weights(beta), None, False)
-    ref = _pc_reference(cell, x, torch.softmax(alphas, -1), edge_weights(beta))
+    ref = nb201_reference_cell(cell, x, torch.softmax(alphas, -1), edge_weights=edge_weights(beta), k=cell.k)
     torch.testing.assert_close(ours, ref)
     if channels_last:
         assert ours.is_contiguous(memory_format=torch.channels_last)
@@ -135,10 +101,6 @@ def test_pc_nb201_channels_must_divide_by_k() -> None:
         NB1Shot1SearchNet(1, channels=6, num_cells=3, partial_channels=4)
 
 
-def _cbr(module: Any, x: torch.Tensor) -> torch.Tensor:
-    return torch.relu(F.batch_norm(module.conv(x), None, None, module.bn.weight, module.bn.bias, training=True))
-
-
 def test_pc_nb1shot1_cell_equals_the_papers_formulas() -> None:
     """The authors' cell, each choice block's mixed op on the first C/K channels, then concat + shuffle."""
     torch.manual_seed(0)
@@ -148,20 +110,7 @@ def test_pc_nb1shot1_cell_equals_the_papers_formulas() -> None:
     alphas = torch.randn(net.layout.size, dtype=torch.float64, requires_grad=True)
     ours = cell(s0, net.layout.split(grouped_softmax(alphas, net.layout.group_sizes)), None, False)
 
-    w = net.layout.split(grouped_softmax(alphas, net.layout.group_sizes))
-    c, b, p = cell.channels, net.layout.blocks, cell.channels // 4
-    full = torch.cat([_cbr(cell.projection, s0), _cbr(cell.out_projection, s0)], dim=1)
-    states: list[torch.Tensor] = []
-    for i in range(b):
-        inputs = [full[:, i * c : (i + 1) * c], *states]
-        if w.inputs[i] is not None:
-            inputs = [wk * t for wk, t in zip(w.inputs[i], inputs, strict=True)]
-        x = sum(inputs)
-        xp = x[:, :p]  # type: ignore[index]
-        ops = {s1.CONV3: _cbr(cell.conv3[i], xp), s1.CONV1: _cbr(cell.conv1[i], xp), s1.POOL: F.max_pool2d(xp, 3, 1, 1)}
-        mixed = sum(w.ops[i, o] * ops[o] for o in (s1.CONV3, s1.CONV1, s1.POOL))
-        states.append(_paper_shuffle(torch.cat([mixed, x[:, p:]], dim=1), 4))  # type: ignore[index, list-item]
-    ref = w.output[0] * full[:, b * c :] + torch.cat([w.output[j + 1] * s for j, s in enumerate(states)], dim=1)
+    ref = nb1shot1_reference_cell(cell, s0, grouped_softmax(alphas, net.layout.group_sizes), k=4)
 
     assert cell.conv3[0].conv.weight.shape == (2, 2, 3, 3)  # ops of C/K channels
     torch.testing.assert_close(ours, ref)

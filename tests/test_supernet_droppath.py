@@ -4,19 +4,16 @@ per-sample masks, independence across cells, gradients, and bad probabilities.""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 import torch.nn.functional as F
-from reference_cells import nb201_reference_cell
+from reference_cells import nb1shot1_reference_cell, nb201_reference_cell
 
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.spaces.nb201 import EDGES
-from nasbench_harness.supernets import nb1shot1 as s1
 from nasbench_harness.supernets import nb201
 from nasbench_harness.supernets.mixing import drop_path_masks, weighted_sum
-from nasbench_harness.supernets.nb1shot1 import NB1Shot1SearchCell, NB1Shot1SearchNet, grouped_softmax
+from nasbench_harness.supernets.nb1shot1 import NB1Shot1SearchNet, grouped_softmax
 from nasbench_harness.supernets.nb201 import SKIP, NB201SearchCell, NB201SearchNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -149,27 +146,6 @@ def test_weighted_sum_takes_per_sample_weights() -> None:
 # -- NB-1Shot1 ------------------------------------------------------------------------------------
 
 
-def _cbr(module: Any, x: torch.Tensor) -> torch.Tensor:
-    return torch.relu(F.batch_norm(module.conv(x), None, None, module.bn.weight, module.bn.bias, training=True))
-
-
-def _nb1shot1_reference(cell: NB1Shot1SearchCell, s0: torch.Tensor, flat: torch.Tensor, keep: torch.Tensor) -> Any:
-    """The authors' cell with DARTS's drop path on every choice block's mixed op output."""
-    w = cell.layout.split(flat)
-    c, b = cell.channels, cell.layout.blocks
-    full = torch.cat([_cbr(cell.projection, s0), _cbr(cell.out_projection, s0)], dim=1)
-    states = []
-    for i in range(b):
-        inputs = [full[:, i * c : (i + 1) * c], *states]
-        if w.inputs[i] is not None:
-            inputs = [wk * t for wk, t in zip(w.inputs[i], inputs, strict=True)]
-        x = sum(inputs)
-        ops = {s1.CONV3: _cbr(cell.conv3[i], x), s1.CONV1: _cbr(cell.conv1[i], x), s1.POOL: F.max_pool2d(x, 3, 1, 1)}
-        states.append(keep[i] * sum(w.ops[i, k] * ops[k] for k in (s1.CONV3, s1.CONV1, s1.POOL)))
-    weighted = [w.output[j + 1] * s for j, s in enumerate(states)]
-    return w.output[0] * full[:, b * c :] + torch.cat(weighted, dim=1)
-
-
 @pytest.mark.parametrize("space", [1, 3])
 def test_nb1shot1_cell_equals_masked_authors_cell(space: int) -> None:
     torch.manual_seed(space)
@@ -182,7 +158,7 @@ def test_nb1shot1_cell_equals_masked_authors_cell(space: int) -> None:
     torch.manual_seed(9)
     keep = drop_path_masks(s0, net.layout.blocks, 0.5)
     assert len(set(keep[0].flatten().tolist())) == 2  # block 1 is dropped for some samples only
-    ref = _nb1shot1_reference(cell, s0, grouped_softmax(alphas, net.layout.group_sizes), keep)
+    ref = nb1shot1_reference_cell(cell, s0, grouped_softmax(alphas, net.layout.group_sizes), keep)
     torch.testing.assert_close(ours, ref)
     probe = torch.randn_like(ours)
     g1 = torch.autograd.grad((ours * probe).sum(), [alphas, s0, *cell.parameters()])

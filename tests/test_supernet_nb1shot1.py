@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from reference_cells import nb1shot1_reference_cell
 
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.supernets.nb1shot1 import (
@@ -12,36 +12,9 @@ from nasbench_harness.supernets.nb1shot1 import (
     CONV3,
     POOL,
     Mask,
-    NB1Shot1SearchCell,
     NB1Shot1SearchNet,
     grouped_softmax,
 )
-
-
-def _cbr(module, x: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    return torch.relu(F.batch_norm(module.conv(x), None, None, module.bn.weight, module.bn.bias, training=True))
-
-
-def _plain_cell(cell: NB1Shot1SearchCell, s0: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
-    """The authors' cell: separate projections, inputs weighted then summed, sum of w * op(x)."""
-    w = cell.layout.split(flat)
-    c, b = cell.channels, cell.layout.blocks
-    # one conv of B*C channels == B convs on output-channel slices
-    full = torch.cat([_cbr(cell.projection, s0), _cbr(cell.out_projection, s0)], dim=1)
-    states = []
-    for i in range(b):
-        inputs = [full[:, i * c : (i + 1) * c], *states]
-        if w.inputs[i] is not None:
-            inputs = [wk * t for wk, t in zip(w.inputs[i], inputs, strict=True)]
-        x = sum(inputs)
-        ops = {
-            CONV3: _cbr(cell.conv3[i], x),
-            CONV1: _cbr(cell.conv1[i], x),
-            POOL: F.max_pool2d(x, 3, stride=1, padding=1),
-        }
-        states.append(sum(w.ops[i, k] * ops[k] for k in (CONV3, CONV1, POOL)))
-    weighted = [w.output[j + 1] * s for j, s in enumerate(states)]
-    return w.output[0] * full[:, b * c :] + torch.cat(weighted, dim=1)
 
 
 @pytest.mark.parametrize("space", [1, 2, 3])
@@ -54,7 +27,7 @@ def test_cell_equals_the_authors_formulation(space: int) -> None:
     s0 = torch.randn(4, 3, 6, 6, dtype=torch.float64, requires_grad=True)
     alphas = torch.randn(net.layout.size, dtype=torch.float64, requires_grad=True)
     ours = cell(s0, net.layout.split(grouped_softmax(alphas, net.layout.group_sizes)), None, False)
-    ref = _plain_cell(cell, s0, grouped_softmax(alphas, net.layout.group_sizes))
+    ref = nb1shot1_reference_cell(cell, s0, grouped_softmax(alphas, net.layout.group_sizes))
     torch.testing.assert_close(ours, ref)
     probe = torch.randn_like(ours)
     g1 = torch.autograd.grad((ours * probe).sum(), [alphas, s0, *cell.parameters()])
