@@ -107,42 +107,36 @@ class NB201SearchCell(nn.Module):
                 F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False) if any(u[POOL] for u in uses) else None
             )
             for k, e in enumerate(out):
-                terms, use = incoming[EDGES[e][1]], uses[k]
-                if keep is not None:
-                    _append_dropped(terms, use, keep[e], h, y1, y3, pooled, weights[e], k)
-                    continue
-                if use[SKIP]:
-                    terms.append((h, weights[e, SKIP]))
-                if use[CONV1]:
-                    terms.append((y1[k], None))  # type: ignore[index]
-                if use[CONV3]:
-                    terms.append((y3[k], None))  # type: ignore[index]
-                if use[POOL]:
-                    terms.append((pooled, weights[e, POOL]))
+                edge_keep = None if keep is None else keep[e]
+                append_edge_terms(incoming[EDGES[e][1]], uses[k], k, h, y1, y3, pooled, weights[e], edge_keep)
             nodes.append(weighted_sum(incoming[src + 1], x))
         return nodes[-1]
 
 
-def _append_dropped(
+def append_edge_terms(
     terms: list[Term],
     use: tuple[bool, ...],
-    keep: torch.Tensor,
+    k: int,
     h: torch.Tensor,
     y1: list[torch.Tensor] | None,
     y3: list[torch.Tensor] | None,
     pooled: torch.Tensor | None,
     w: torch.Tensor,
-    k: int,
+    keep: torch.Tensor | None = None,
 ) -> None:
-    """An edge's terms, each weighted by the edge's per-sample keep mask ``keep`` (B, 1, 1, 1)."""
+    """Append an edge's terms (the ``k``-th edge leaving ``h``) to its target node's ``terms``.
+
+    The convolutions' op weights are already folded into their BN (weight None); skip and pool
+    carry ``w``. With a per-sample drop-path mask ``keep`` (B, 1, 1, 1) every term is scaled by it.
+    """
     if use[SKIP]:
-        terms.append((h, w[SKIP] * keep))
+        terms.append((h, w[SKIP] if keep is None else w[SKIP] * keep))
     if use[CONV1]:
         terms.append((y1[k], keep))  # type: ignore[index]
     if use[CONV3]:
         terms.append((y3[k], keep))  # type: ignore[index]
     if use[POOL]:
-        terms.append((pooled, w[POOL] * keep))  # type: ignore[arg-type]
+        terms.append((pooled, w[POOL] if keep is None else w[POOL] * keep))  # type: ignore[arg-type]
 
 
 ALL_BUT_NONE = (False, True, True, True, True)

@@ -40,10 +40,10 @@ from nasbench_harness.supernets.nb201 import (
     CONV3,
     OUT_EDGES,
     POOL,
-    SKIP,
     Mask,
     NB201SearchNet,
     StackedConvBN,
+    append_edge_terms,
 )
 
 IN_EDGES: tuple[tuple[int, ...], ...] = tuple(
@@ -93,16 +93,8 @@ class PCNB201SearchCell(nn.Module):
                 else None
             )
             for k, e in enumerate(out):
-                dst, use = EDGES[e][1], uses[k]
-                terms = mixed[dst]
-                if use[SKIP]:
-                    terms.append((hp, scaled[e, SKIP]))
-                if use[CONV1]:
-                    terms.append((y1[k], None))  # type: ignore[index]
-                if use[CONV3]:
-                    terms.append((y3[k], None))  # type: ignore[index]
-                if use[POOL]:
-                    terms.append((pooled, scaled[e, POOL]))  # type: ignore[arg-type]
+                dst = EDGES[e][1]
+                append_edge_terms(mixed[dst], uses[k], k, hp, y1, y3, pooled, scaled[e])
                 if self.k > 1:
                     bypass[dst].append((h[:, self.part :], edges[e]))
             node = src + 1
