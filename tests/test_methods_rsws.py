@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tiny import TINY, TINY_1SHOT1
 
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
@@ -20,15 +21,6 @@ from nasbench_harness.methods.run import run_search
 from nasbench_harness.spaces.nb1shot1_derive import genotype_weights
 from nasbench_harness.tabular.nb101 import NB101Benchmark
 from nasbench_harness.tracking import read_alphas, read_trajectory
-
-TINY = {
-    "model": {"channels": 4, "cells_per_stage": 1},
-    "batch_size": 16,
-    "tracking": {"eigen_every": 1, "eigen_batch_size": 8},
-    "threads": 1,
-}
-TINY_1SHOT1 = {**TINY, "space": "nb1shot1-1", "model": {"channels": 4, "num_cells": 3}}
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

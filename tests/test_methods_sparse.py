@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tiny import TINY, TINY_1SHOT1
 
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
@@ -22,13 +23,6 @@ from nasbench_harness.spaces.nb201 import NB201Genotype
 from nasbench_harness.tabular.nb101 import NB101Benchmark
 from nasbench_harness.tracking import read_alphas, read_trajectory
 
-TINY = {
-    "model": {"channels": 4, "cells_per_stage": 1},
-    "batch_size": 16,
-    "tracking": {"eigen_every": 1, "eigen_batch_size": 8},
-    "threads": 1,
-}
-TINY_1SHOT1 = {**TINY, "space": "nb1shot1-1", "model": {"channels": 4, "num_cells": 3}}
 STEP = 0.9 / 49
 SP_COLUMNS = ("sp_tau", "sp_dense_tau", "sp_sparse_prob", "sp_sparse_fraction")
 SS_COLUMNS = ("single_stage_frozen", "single_stage_tau", "single_stage_entropy")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from tiny import TINY
 
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError, RunDirError, TrainingError
@@ -20,12 +21,6 @@ from nasbench_harness.tracking import read_alphas, read_trajectory
 
 pytestmark = pytest.mark.data
 
-TINY = {
-    "model": {"channels": 4, "cells_per_stage": 1},
-    "batch_size": 16,
-    "tracking": {"eigen_every": 1, "eigen_batch_size": 8},
-    "threads": 1,
-}
 TIME_COLUMNS = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
 
 
