@@ -14,12 +14,11 @@ from nasbench_harness.errors import ConfigError, GenotypeError, NotInBenchmarkEr
 from nasbench_harness.methods.tabular_baselines import (
     TabularTrace,
     mutate,
-    random_nb1shot1_genotype,
     random_search,
     regularized_evolution,
     write_trace,
 )
-from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype, get_space
+from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype, get_space, random_genotype
 from nasbench_harness.spaces.nb201 import NUM_CELLS, NB201Genotype
 from nasbench_harness.tabular.nb1shot1 import score
 from nasbench_harness.tabular.nb101 import NB101Benchmark
@@ -72,7 +71,7 @@ def test_nb1shot1_mutants_are_valid_and_one_decision_away(space: int) -> None:
     s = get_space(space)
     kinds = set()
     for _ in range(300):
-        parent = random_nb1shot1_genotype(space, rng)
+        parent = random_genotype(space, rng)
         child = mutate(parent, rng)
         assert isinstance(child, NB1Shot1Genotype)
         assert child.space == space

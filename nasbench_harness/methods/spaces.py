@@ -208,16 +208,15 @@ class NB1Shot1Space:
 
     def sample_with_truth(self, bench: Any, n: int, seed: int, dataset: str) -> list[tuple[Any, float]]:
         """``n`` random configurations whose cell the NB101 table has, and its mean validation error (%)."""
-        from nasbench_harness.spaces.nb1shot1 import get_space
+        from nasbench_harness.spaces.nb1shot1 import random_genotype
         from nasbench_harness.tabular.nb1shot1 import score
 
-        space = get_space(self.number)
         rng = np.random.default_rng(seed)
         out: list[tuple[Any, float]] = []
         for _ in range(200 * max(n, 1)):  # about a third of the space is in the shared table
             if len(out) == n:
                 break
-            genotype = _random_genotype(space, rng)
+            genotype = random_genotype(self.number, rng)
             s = score(bench, genotype)
             if s.in_benchmark:
                 out.append((genotype, 100.0 * (1.0 - s.validation_accuracy)))
@@ -247,18 +246,6 @@ class NB1Shot1Space:
                     }
                 )
         return rows
-
-
-def _random_genotype(space: Any, rng: np.random.Generator) -> Any:
-    from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype
-    from nasbench_harness.spaces.nb101 import OPS
-
-    ops = tuple(OPS[int(i)] for i in rng.integers(len(OPS), size=space.num_choice_blocks))
-    parents = []
-    for node in range(1, space.output_node + 1):
-        choices = space.parent_choices(node)
-        parents.append(choices[int(rng.integers(len(choices)))])
-    return NB1Shot1Genotype(space.number, ops, tuple(parents))
 
 
 def get_search_space(name: str) -> SearchSpaceAdapter:

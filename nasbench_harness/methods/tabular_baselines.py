@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from nasbench_harness.errors import ConfigError, GenotypeError, NotInBenchmarkError, RunDirError, UnknownMetricError
-from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype, get_space
+from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype, get_space, random_genotype
 from nasbench_harness.spaces.nb101 import OPS as NB101_OPS
 from nasbench_harness.spaces.nb201 import NUM_CELLS, NUM_EDGES, NUM_OPS, NB201Genotype
 from nasbench_harness.tabular.nb1shot1 import TEST, VALID, score
@@ -162,14 +162,6 @@ def mutate(genotype: Genotype, rng: np.random.Generator) -> Genotype:
     raise GenotypeError(f"mutate() takes an NB201Genotype or an NB1Shot1Genotype, got {type(genotype).__name__}")
 
 
-def random_nb1shot1_genotype(space: int, rng: np.random.Generator) -> NB1Shot1Genotype:
-    """A configuration of NB-1Shot1 ``space`` drawn uniformly: each op and parent set is drawn independently."""
-    s = get_space(space)
-    ops = tuple(NB101_OPS[int(i)] for i in rng.integers(len(NB101_OPS), size=s.num_choice_blocks))
-    choices = [s.parent_choices(node) for node in range(1, s.output_node + 1)]
-    return NB1Shot1Genotype(space, ops, tuple(c[int(rng.integers(len(c)))] for c in choices))
-
-
 def write_trace(trace: TabularTrace, run_dir: str | Path) -> Path:
     """Write ``trajectory.parquet`` (one row per evaluation) and ``manifest.json`` (status "finished")."""
     import pyarrow as pa
@@ -304,7 +296,7 @@ def _problem(bench: object, space: str, dataset: str) -> _Problem:
     def distinct(rng: np.random.Generator) -> Iterator[Genotype]:
         seen: set[NB1Shot1Genotype] = set()
         while len(seen) < s.num_configurations:
-            genotype = random_nb1shot1_genotype(number, rng)
+            genotype = random_genotype(number, rng)
             if genotype not in seen:
                 seen.add(genotype)
                 yield genotype

@@ -32,6 +32,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from nasbench_harness.errors import GenotypeError
 from nasbench_harness.spaces.nb101 import CONV1X1, INPUT, OPS, OUTPUT, Matrix, NB101Spec, graph_hash
@@ -177,6 +178,15 @@ def iter_genotypes(space: int) -> Iterator[NB1Shot1Genotype]:
     for parents in itertools.product(*parent_sets):
         for ops in itertools.product(OPS, repeat=s.num_choice_blocks):
             yield NB1Shot1Genotype(space, ops, parents)
+
+
+def random_genotype(space: int, rng: Any) -> NB1Shot1Genotype:
+    """A configuration of ``space`` drawn uniformly with the numpy Generator ``rng``: each block's
+    op, then each node's parent set, independently (in that order of draws)."""
+    s = get_space(space)
+    ops = tuple(OPS[int(i)] for i in rng.integers(len(OPS), size=s.num_choice_blocks))
+    choices = [s.parent_choices(node) for node in range(1, s.output_node + 1)]
+    return NB1Shot1Genotype(space, ops, tuple(c[int(rng.integers(len(c)))] for c in choices))
 
 
 @cache
