@@ -133,7 +133,7 @@ class Search:
         self.loaders = build_loaders(config, data, device)
         self.wall_time = 0.0
         self._correlation_sample: list[tuple[Any, float]] | None = None
-        self.state.snapshot = lambda: self.checkpoint(self.state.epoch, components=False)
+        self.state.snapshot = lambda: copy.deepcopy(self.checkpoint(self.state.epoch, components=False))
         self.state.restore = functools.partial(self.restore, components=False)
         self.state.eval_batches = lambda: self.loaders.evaluation.epoch(0)
         for component in method.all_components:
@@ -141,23 +141,22 @@ class Search:
 
     # -- checkpoints --------------------------------------------------------------------------
     def checkpoint(self, epoch: int, components: bool = True) -> dict[str, Any]:
-        """Everything needed to continue after schedule epoch ``epoch`` (tensors detached copies).
+        """Everything needed to continue after schedule epoch ``epoch``.
 
-        ``components=False`` (a snapshot for a rollback) leaves out the components' state.
+        The tensors are the live ones (the run directory saves them at once); ``snapshot``
+        deep-copies. ``components=False`` (a snapshot for a rollback) leaves out the components' state.
         """
         s = self.state
-        return copy.deepcopy(
-            {
-                "schedule_epoch": epoch,
-                "net": s.net.state_dict(),
-                "alphas": s.alphas.detach().cpu(),
-                "w_optim": s.w_optim.state_dict(),
-                "a_optim": s.a_optim.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "components": [c.state_dict() for c in s.method.all_components] if components else None,
-                "wall_time": self.wall_time,
-            }
-        )
+        return {
+            "schedule_epoch": epoch,
+            "net": s.net.state_dict(),
+            "alphas": s.alphas.detach().cpu(),
+            "w_optim": s.w_optim.state_dict(),
+            "a_optim": s.a_optim.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "components": [c.state_dict() for c in s.method.all_components] if components else None,
+            "wall_time": self.wall_time,
+        }
 
     def restore(self, checkpoint: dict[str, Any], components: bool = True) -> int:
         """Load a checkpoint; returns the schedule epoch it completed.
