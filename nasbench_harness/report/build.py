@@ -69,16 +69,17 @@ def build_report(paths: Sequence[str | os.PathLike[str]], title: str | None = No
     template = env.from_string(
         resources.files("nasbench_harness.report").joinpath("templates/report.html.j2").read_text()
     )
+    run_rows = _run_rows(runs)
     return template.render(
         title=title or "nasbench-harness report",
         summary=_summary(runs),
         figures=figures,
         results_html=_results_table(searches),
         coverage=_coverage(searches, search_epochs),
-        runs=_run_rows(runs),
+        runs=run_rows,
         comparisons=_comparisons(loaded, baseline) if baseline else None,
         baseline=baseline,
-        provenance=_provenance_notes(loaded.runs),
+        provenance=_provenance_notes(run_rows),
     )
 
 
@@ -203,9 +204,8 @@ def _comparisons(loaded: Any, baseline: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _provenance_notes(runs: Any) -> list[str]:
-    """Warnings when runs used different code versions or different data."""
-    rows = [_provenance(Path(str(p))) for p in runs["path"]]
+def _provenance_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Warnings when the runs (their rows, with provenance) used different code versions or data."""
     notes = []
     for key, what in (("versions", "code versions"), ("data", "data or tables")):
         distinct = {r[key] for r in rows if r[key]}
