@@ -87,3 +87,12 @@ def _clean(value: Any) -> Any:
 def fmt(value: float | None, digits: int = 2) -> str:
     """A number for a table cell, ``n/a`` when missing."""
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def default_preset(device: str) -> str:
+    """The preset a device implies: ``paper`` when it can be CUDA and CUDA is there, else ``cpu``."""
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    return "paper" if torch.cuda.is_available() else "cpu"

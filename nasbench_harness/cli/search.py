@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from nasbench_harness.cli.common import CacheDirOption, DataDirOption, console, err_console
+from nasbench_harness.cli.common import CacheDirOption, DataDirOption, console, default_preset, err_console
 from nasbench_harness.methods.registry import METHOD_HELP
 
 _METHODS_HELP = "; ".join(f"{name}: {text}" for name, text in METHOD_HELP.items())
@@ -101,21 +101,13 @@ def search(
         from nasbench_harness.errors import ConfigError
 
         raise ConfigError("--reg-weight and --reg-param need --regularizer (which regularizer they are for)")
-    config = build_config(preset or _default_preset(device), values)
+    config = build_config(preset or default_preset(device), values)
     run_dir = out or default_run_dir(config)
     if resume and not (run_dir / "manifest.json").is_file():
         raise RunDirError(f"--resume: {run_dir} holds no run to continue; drop --resume to start one")
     with _SearchProgress(config.epochs, config.dataset) as progress:
         result = run_search(config, run_dir, device=device, data_dir=data_dir, progress=progress)
     _summary(result, config)
-
-
-def _default_preset(device: str) -> str:
-    if device == "cpu":
-        return "cpu"
-    import torch
-
-    return "paper" if torch.cuda.is_available() else "cpu"
 
 
 class _SearchProgress:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from nasbench_harness.cli.common import DataDirOption, console, err_console
+from nasbench_harness.cli.common import DataDirOption, console, default_preset, err_console
 
 
 def sweep(
@@ -58,7 +58,7 @@ def sweep(
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    chosen = variant or _default_variant(device)
+    chosen = variant or default_preset(device)
     runs = expand(spec, chosen, root)
     console.print(f"{spec.name} ({chosen}): {len(runs)} runs. {spec.reproduces}", markup=False, soft_wrap=True)
     if dry_run:
@@ -106,9 +106,3 @@ def sweep(
         console.print(f"report: {path.resolve()}", markup=False, soft_wrap=True)
     if counts.get("failed"):
         raise typer.Exit(1)
-
-
-def _default_variant(device: str) -> str:
-    if device.startswith("cuda"):
-        return "paper"
-    return "cpu"
