@@ -3,9 +3,14 @@
 Goal (issue 6), space 1, C=16, 9 cells, batch 96, 32x32, 2 threads: >= 1.5x the authors' model
 in its faster memory format (channels_last), for the weight step and the first-order DARTS
 iteration, on the same random batches; and the fraction of the machine's compute limit (the
-float32 peak measured by a large sgemm at the start, ``peak.py``; a training step's FLOPs are
-counted here from the convolutions and the classifier: 2 x multiply-adds, x3 for forward +
-backward).
+float32 limit measured at the start, ``peak.py``; a training step's FLOPs are counted here from
+the convolutions and the classifier: 2 x multiply-adds, x3 for forward + backward; a
+first-order DARTS iteration adds the arch step's forward and backward to the activations, x5
+in all, ``DARTS_WORK``).
+
+One more candidate, "our convolutions alone", runs only the convolutions of our weight step
+(the same shapes, layouts and threads, forward and backward): the rate the step would reach if
+everything else (batch norm, ReLU, pooling, weighted sums, the optimiser) took no time.
 
 The peer is the authors' code, which is not on PyPI: point ``NB1SHOT1_PEER`` at a checkout of
 ``automl/nasbench-1shot1`` (its ``optimizers/darts/model_search.py``, ``operations.py``,
@@ -29,7 +34,7 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from peak import sgemm_gflops
+from peak import compute_limit
 from torch import nn
 
 from nasbench_harness.methods.config import build_config
@@ -37,6 +42,7 @@ from nasbench_harness.methods.loop import build_state, weight_step
 from nasbench_harness.methods.registry import make_method
 
 BATCH = 96
+DARTS_WORK = 5 / 3  # a DARTS iteration's FLOPs per train image, in weight steps (module doc)
 Step = Callable[[int], None]
 
 
@@ -122,6 +128,30 @@ def ours(data: list, darts: bool) -> tuple[Step, nn.Module]:
     return step, state.net
 
 
+def convolutions_alone(data: list) -> Step:
+    """Forward + backward of exactly the convolutions of our weight step, on their own."""
+    step, net = ours(data, False)
+    calls: list[tuple[torch.Tensor, torch.Tensor, tuple]] = []
+
+    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        x = inputs[0].detach().clone(memory_format=torch.preserve_format).requires_grad_(inputs[0].requires_grad)
+        weight = module.weight.detach().clone(memory_format=torch.preserve_format).requires_grad_(True)
+        calls.append((x, weight, module.padding))
+
+    handles = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    step(0)
+    for handle in handles:
+        handle.remove()
+    grads = [torch.ones_like(F.conv2d(x, w, padding=p)) for x, w, p in calls]
+
+    def run(i: int) -> None:
+        for (x, w, padding), grad in zip(calls, grads, strict=True):
+            x.grad = w.grad = None
+            F.conv2d(x, w, padding=padding).backward(grad)
+
+    return run
+
+
 def training_gflop_per_image(net: nn.Module, weights: torch.Tensor) -> float:
     """2 x multiply-adds of every conv and linear layer, x3 for forward + backward, per image."""
     macs = 0
@@ -142,7 +172,7 @@ def training_gflop_per_image(net: nn.Module, weights: torch.Tensor) -> float:
     return 3 * 2 * macs / 1e9
 
 
-CANDIDATES = ("authors contiguous", "authors channels_last", "nasbench-harness")
+CANDIDATES = ("authors contiguous", "authors channels_last", "nasbench-harness", "our convolutions alone")
 
 
 def build(name: str, darts: bool, peer_path: str) -> Step:
@@ -150,6 +180,8 @@ def build(name: str, darts: bool, peer_path: str) -> Step:
     data = batches()
     if name == "nasbench-harness":
         return ours(data, darts)[0]
+    if name == "our convolutions alone":
+        return convolutions_alone(data)
     network_cls, space_cls = load_peer(peer_path)
     return peer(network_cls, space_cls, data, name.endswith("channels_last"), darts)
 
@@ -172,7 +204,7 @@ def worker(name: str, darts: bool, peer_path: str) -> None:
         print(time.perf_counter() - started, flush=True)
 
 
-def measure(darts: bool, rounds: int, steps: int, peer_path: str) -> dict[str, float]:
+def measure(candidates: tuple[str, ...], darts: bool, rounds: int, steps: int, peer_path: str) -> dict[str, float]:
     """Median images/s of each candidate over interleaved rounds.
 
     Each candidate lives in its own process (built and warmed up once), and the rounds
@@ -186,7 +218,7 @@ def measure(darts: bool, rounds: int, steps: int, peer_path: str) -> dict[str, f
             stdout=subprocess.PIPE,
             text=True,
         )
-        for name in CANDIDATES
+        for name in candidates
     }
     try:
         for name, proc in procs.items():
@@ -226,18 +258,20 @@ def main() -> None:
 
     space = get_search_space("nb1shot1-1")
     gflop = training_gflop_per_image(net, space.softmax(torch.zeros(space.layout.size)))
-    peak = sgemm_gflops()
+    peak, how = compute_limit()
     limit = peak / gflop
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training step {gflop:.2f} GFLOP/image")
-    print(f"sgemm peak {peak:.0f} GFLOP/s: compute limit ~{limit:.0f} img/s")
+    print(f"{how}: compute limit ~{limit:.0f} img/s")
     for title, darts in (("weight step", False), ("first-order DARTS iteration", True)):
-        rates = measure(darts, args.rounds, args.steps, args.peer)
+        candidates = CANDIDATES if not darts else CANDIDATES[:-1]
+        rates = measure(candidates, darts, args.rounds, args.steps, args.peer)
         print(f"\n## {title} (train img/s, median of {args.rounds} interleaved rounds of {args.steps} steps)")
         print("| candidate | img/s | vs authors channels_last | of compute limit |")
         print("| --- | --- | --- | --- |")
         reference = rates["authors channels_last"]
+        work = DARTS_WORK if darts else 1.0
         for name, rate in rates.items():
-            print(f"| {name} | {rate:.1f} | {rate / reference:.2f}x | {rate / limit:.0%} |")
+            print(f"| {name} | {rate:.1f} | {rate / reference:.2f}x | {rate * work / limit:.0%} |")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Goals (issue 4), NB201 paper config (C=16, N=5, batch 64, 32x32, 2 threads):
   faster memory format (channels_last), on the same random batches;
 - the same for a full first-order DARTS iteration (arch step + weight step);
 - both also as a fraction of the machine's compute limit (~1.46 GFLOP per image per training
-  step against the float32 peak measured at the start by a large sgemm, ``peak.py``).
+  step against the float32 limit measured at the start, ``peak.py``; a first-order DARTS
+  iteration also runs the arch step's forward and backward to the activations, 5/3 of a step).
 And at the cpu preset: per-epoch tracking (both evaluations, the Hessian every 5 epochs) under
 10% of the epoch; a 50-epoch search under 15 minutes (estimated from one epoch here).
 
@@ -29,7 +30,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from peak import sgemm_gflops
+from peak import compute_limit
 
 from nasbench_harness.methods.config import build_config
 from nasbench_harness.methods.loop import build_state, weight_step
@@ -37,7 +38,7 @@ from nasbench_harness.methods.registry import make_method
 
 BATCH = 64
 GFLOP_PER_IMAGE = 1.46  # a training step of the paper config (forward + backward), per image
-COMPUTE_LIMIT = 120.0  # img/s; replaced in main() by the measured sgemm peak / GFLOP_PER_IMAGE
+COMPUTE_LIMIT = 120.0  # img/s; replaced in main() by the measured float32 limit / GFLOP_PER_IMAGE
 Step = Callable[[int], None]
 
 
@@ -115,13 +116,14 @@ def measure(candidates: dict[str, Step], rounds: int, steps: int) -> dict[str, f
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
-def report(title: str, rates: dict[str, float]) -> None:
+def report(title: str, rates: dict[str, float], work: float) -> None:
+    """A markdown table of ``rates``; ``work``: FLOPs per train image in weight steps."""
     print(f"\n## {title} (train img/s, median)")
     print("| candidate | img/s | vs peer channels_last | of compute limit |")
     print("| --- | --- | --- | --- |")
     reference = rates["xautodl channels_last"]
     for name, rate in rates.items():
-        print(f"| {name} | {rate:.1f} | {rate / reference:.2f}x | {rate / COMPUTE_LIMIT:.0%} |")
+        print(f"| {name} | {rate:.1f} | {rate / reference:.2f}x | {rate * work / COMPUTE_LIMIT:.0%} |")
 
 
 def tracking_overhead() -> None:
@@ -167,10 +169,10 @@ def main() -> None:
     args = parser.parse_args()
     global COMPUTE_LIMIT
     torch.set_num_threads(2)
-    peak = sgemm_gflops()
+    peak, how = compute_limit()
     COMPUTE_LIMIT = peak / GFLOP_PER_IMAGE
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu count {os.cpu_count()}")
-    print(f"sgemm peak {peak:.0f} GFLOP/s: compute limit ~{COMPUTE_LIMIT:.0f} img/s at {GFLOP_PER_IMAGE} GFLOP/image")
+    print(f"{how}: compute limit ~{COMPUTE_LIMIT:.0f} img/s at {GFLOP_PER_IMAGE} GFLOP/image")
     data = batches()
     for title, darts in (("weight step", False), ("first-order DARTS iteration", True)):
         rates = measure(
@@ -182,7 +184,7 @@ def main() -> None:
             args.rounds,
             args.steps,
         )
-        report(title, rates)
+        report(title, rates, 5 / 3 if darts else 1.0)
     if not args.skip_tracking:
         tracking_overhead()
 
