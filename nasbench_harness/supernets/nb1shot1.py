@@ -49,7 +49,6 @@ from torch import nn
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.spaces.nb1shot1 import SearchSpace, get_space
 from nasbench_harness.spaces.nb101 import CONV1X1, CONV3X3, MAXPOOL3X3, OPS
-from nasbench_harness.supernets.fused import bn_relu
 from nasbench_harness.supernets.mixing import (
     Term,
     channels_last,
@@ -187,10 +186,17 @@ class _ConvBNReLU(nn.Module):
     def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None, batch_stats: bool = False) -> torch.Tensor:
         bn = self.bn
         weight, bias = (bn.weight, bn.bias) if scale is None else (bn.weight * scale, bn.bias * scale)
-        if self.training or batch_stats or not bn.track_running_stats:
-            momentum = bn.momentum if self.training else 0.0
-            return bn_relu(self.conv(x), weight, bias, bn.eps, bn.running_mean, bn.running_var, momentum)
-        y = F.batch_norm(self.conv(x), bn.running_mean, bn.running_var, weight, bias, training=False, eps=bn.eps)
+        use_batch = self.training or batch_stats or not bn.track_running_stats
+        y = F.batch_norm(
+            self.conv(x),
+            bn.running_mean,
+            bn.running_var,
+            weight,
+            bias,
+            training=use_batch,
+            momentum=bn.momentum if self.training else 0.0,
+            eps=bn.eps,
+        )
         return torch.relu(y)
 
 
