@@ -4,8 +4,8 @@ convolution (oneDNN). A training step cannot beat it; its convolutions reach a f
 
 Both are measured because either library can be the faster one: MKL picks its code path by CPU
 vendor (on AMD it runs an AVX2 sgemm even where the CPU has AVX-512), while oneDNN picks by
-instruction set. On this project's AMD EPYC (Zen 5) machine with 2 threads, sgemm gives about
-210 GFLOP/s and the convolution about 480.
+instruction set. On this project's AMD EPYC (Zen 5) machine with 2 threads, sgemm gives
+210-230 GFLOP/s and the convolution 380-490 (it varies with the load on the host).
 """
 
 from __future__ import annotations
