@@ -263,7 +263,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training step {gflop:.2f} GFLOP/image")
     print(f"{how}: compute limit ~{limit:.0f} img/s")
     for title, darts in (("weight step", False), ("first-order DARTS iteration", True)):
-        candidates = CANDIDATES if not darts else CANDIDATES[:-1]
+        candidates = CANDIDATES if not darts else CANDIDATES[:-1]  # our convolutions alone: weight step only
         rates = measure(candidates, darts, args.rounds, args.steps, args.peer)
         print(f"\n## {title} (train img/s, median of {args.rounds} interleaved rounds of {args.steps} steps)")
         print("| candidate | img/s | vs authors channels_last | of compute limit |")
