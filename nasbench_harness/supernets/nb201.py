@@ -97,20 +97,38 @@ class NB201SearchCell(nn.Module):
         nodes = [x]
         for src, out in enumerate(OUT_EDGES):
             h = nodes[src]
-            uses = [mask[e] if mask is not None else ALL_BUT_NONE for e in out]
-            need3 = any(u[CONV3] for u in uses)
-            need1 = any(u[CONV1] for u in uses)
-            relu_h = torch.relu(h) if need1 or need3 else None
-            y3 = self.conv3[src](relu_h, weights[out, CONV3], batch_stats) if need3 else None
-            y1 = self.conv1[src](relu_h, weights[out, CONV1], batch_stats) if need1 else None
-            pooled = (
-                F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False) if any(u[POOL] for u in uses) else None
-            )
+            uses, y1, y3, pooled = source_ops(self.conv3[src], self.conv1[src], h, out, weights, mask, batch_stats)
             for k, e in enumerate(out):
                 edge_keep = None if keep is None else keep[e]
                 append_edge_terms(incoming[EDGES[e][1]], uses[k], k, h, y1, y3, pooled, weights[e], edge_keep)
             nodes.append(weighted_sum(incoming[src + 1], x))
         return nodes[-1]
+
+
+def source_ops(
+    conv3: StackedConvBN,
+    conv1: StackedConvBN,
+    h: torch.Tensor,
+    out: tuple[int, ...],
+    weights: torch.Tensor,
+    mask: Mask | None,
+    batch_stats: bool,
+) -> tuple[list[tuple[bool, ...]], list[torch.Tensor] | None, list[torch.Tensor] | None, torch.Tensor | None]:
+    """The ops of node ``h`` on its outgoing edges ``out``, each computed once for all of them.
+
+    Returns each edge's op use (from ``mask``, else every op but ``none``), the per-edge outputs
+    of the fused 1x1 and 3x3 convolutions (op weights ``weights[out]`` folded into their BN), and
+    the shared 3x3 average pool; an output no edge uses is None.
+    """
+    uses = [mask[e] if mask is not None else ALL_BUT_NONE for e in out]
+    need3 = any(u[CONV3] for u in uses)
+    need1 = any(u[CONV1] for u in uses)
+    relu_h = torch.relu(h) if need1 or need3 else None
+    y3 = conv3(relu_h, weights[out, CONV3], batch_stats) if need3 else None
+    y1 = conv1(relu_h, weights[out, CONV1], batch_stats) if need1 else None
+    pool = any(u[POOL] for u in uses)
+    pooled = F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False) if pool else None
+    return uses, y1, y3, pooled
 
 
 def append_edge_terms(

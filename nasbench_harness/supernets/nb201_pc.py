@@ -28,22 +28,18 @@ turns its gradient on while it computes the validation loss and updates it with 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.spaces.nb201 import EDGES, NUM_EDGES, NUM_NODES
 from nasbench_harness.supernets.mixing import Term, shuffle_cat, weighted_sum
 from nasbench_harness.supernets.nb201 import (
-    ALL_BUT_NONE,
-    CONV1,
-    CONV3,
     OUT_EDGES,
-    POOL,
     Mask,
     NB201SearchNet,
     StackedConvBN,
     append_edge_terms,
+    source_ops,
 )
 
 IN_EDGES: tuple[tuple[int, ...], ...] = tuple(
@@ -81,17 +77,7 @@ class PCNB201SearchCell(nn.Module):
         for src, out in enumerate(OUT_EDGES):
             h = nodes[src]
             hp = h[:, : self.part] if self.k > 1 else h
-            uses = [mask[e] if mask is not None else ALL_BUT_NONE for e in out]
-            need3 = any(u[CONV3] for u in uses)
-            need1 = any(u[CONV1] for u in uses)
-            relu_h = torch.relu(hp) if need1 or need3 else None
-            y3 = self.conv3[src](relu_h, scaled[out, CONV3], batch_stats) if need3 else None
-            y1 = self.conv1[src](relu_h, scaled[out, CONV1], batch_stats) if need1 else None
-            pooled = (
-                F.avg_pool2d(hp, 3, stride=1, padding=1, count_include_pad=False)
-                if any(u[POOL] for u in uses)
-                else None
-            )
+            uses, y1, y3, pooled = source_ops(self.conv3[src], self.conv1[src], hp, out, scaled, mask, batch_stats)
             for k, e in enumerate(out):
                 dst = EDGES[e][1]
                 append_edge_terms(mixed[dst], uses[k], k, hp, y1, y3, pooled, scaled[e])
