@@ -131,3 +131,12 @@ def check_drop_prob(drop_prob: float) -> None:
     """ConfigError unless 0 <= ``drop_prob`` < 1."""
     if not 0.0 <= drop_prob < 1.0:
         raise ConfigError(f"drop_prob is a drop-path probability in [0, 1), got {drop_prob!r}")
+
+
+def check_partial_channels(channels: int, partial_channels: int) -> None:
+    """ConfigError unless PC-DARTS's K = ``partial_channels`` >= 1 divides ``channels``."""
+    if partial_channels < 1 or channels % partial_channels:
+        raise ConfigError(
+            f"partial_channels K must divide the channels: C={channels} is not a multiple of K={partial_channels} "
+            "(PC-DARTS's K=4 needs model.channels divisible by 4)"
+        )

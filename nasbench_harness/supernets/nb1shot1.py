@@ -53,6 +53,7 @@ from nasbench_harness.supernets.mixing import (
     Term,
     channels_last,
     check_drop_prob,
+    check_partial_channels,
     drop_path_masks,
     shuffle_cat,
     weighted_sum,
@@ -289,11 +290,7 @@ class NB1Shot1SearchNet(nn.Module):
                 f"the NB-1Shot1 one-shot model needs channels >= 1, num_cells >= 3 and num_classes >= 2, got "
                 f"channels={channels}, num_cells={num_cells}, num_classes={num_classes}"
             )
-        if partial_channels < 1 or channels % partial_channels:
-            raise ConfigError(
-                f"partial_channels K must divide the channels: C={channels} is not a multiple of K={partial_channels} "
-                "(PC-DARTS's K=4 needs model.channels divisible by 4)"
-            )
+        check_partial_channels(channels, partial_channels)
         self.layout = Layout(get_space(space))
         self.num_cells, self.partial_channels = num_cells, partial_channels
         b = self.layout.blocks

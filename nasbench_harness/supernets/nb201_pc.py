@@ -32,7 +32,7 @@ from torch import nn
 
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.spaces.nb201 import EDGES, NUM_EDGES, NUM_NODES
-from nasbench_harness.supernets.mixing import Term, shuffle_cat, weighted_sum
+from nasbench_harness.supernets.mixing import Term, check_partial_channels, shuffle_cat, weighted_sum
 from nasbench_harness.supernets.nb201 import (
     OUT_EDGES,
     Mask,
@@ -106,11 +106,7 @@ class PCNB201SearchNet(NB201SearchNet):
         bn_track_running_stats: bool = False,
         partial_channels: int = 4,
     ) -> None:
-        if partial_channels < 1 or channels % partial_channels:
-            raise ConfigError(
-                f"partial_channels K must divide the channels: C={channels} is not a multiple of K={partial_channels} "
-                "(PC-DARTS's K=4 needs model.channels divisible by 4)"
-            )
+        check_partial_channels(channels, partial_channels)
         super().__init__(
             channels,
             cells_per_stage,
