@@ -157,15 +157,20 @@ def _trajectory_figure(
     for ax, (space, dataset, sub) in zip(axes, panels, strict=True):
         style_axes(ax)
         ax.set_title(panel_title(space, dataset))
-        drawn = [_draw_mean(ax, g, value, str(m), floor=floor) for m, g in sub.groupby("method", sort=True)]
-        if not any(d is not None for d in drawn):
-            no_data(ax)
-            continue
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize="small", frameon=False)
+        _draw_methods(ax, sub, value, ylabel, floor=floor)
     fig.suptitle(title)
     return fig, axes
+
+
+def _draw_methods(ax: Axes, sub: pd.DataFrame, value: str, ylabel: str, *, floor: float | None = None) -> None:
+    """One panel: the mean of ``value`` per epoch for each method, or a no-data note."""
+    drawn = [_draw_mean(ax, g, value, str(m), floor=floor) for m, g in sub.groupby("method", sort=True)]
+    if not any(d is not None for d in drawn):
+        no_data(ax)
+        return
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize="small", frameon=False)
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -233,14 +238,8 @@ def param_free_vs_epoch(epochs: pd.DataFrame) -> Figure:
         column, ylabel = _param_free_column(space, sub)
         if column is None:
             no_data(ax)
-            continue
-        drawn = [_draw_mean(ax, g, column, str(m)) for m, g in sub.groupby("method", sort=True)]
-        if not any(d is not None for d in drawn):
-            no_data(ax)
-            continue
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize="small", frameon=False)
+        else:
+            _draw_methods(ax, sub, column, ylabel)
     fig.suptitle("Parameter-free operations in the derived cell vs epoch")
     return fig
 
