@@ -3,17 +3,29 @@ against it, and errors name the key, the value and what the method accepts."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any, ClassVar, Literal, Self, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from nasbench_harness.errors import ConfigError
 
 
 class Options(BaseModel):
-    """Base of a method's options: unknown keys are errors, values are validated and frozen."""
+    """Base of a method's options: unknown keys are errors, values are validated and frozen.
+
+    ``ordered`` lists (low, high) pairs of options where low must not exceed high (a schedule's
+    first and last value, say).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    ordered: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_ordered(self) -> Self:
+        for low, high in self.ordered:
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} ({getattr(self, low)}) must not exceed {high} ({getattr(self, high)})")
+        return self
 
 
 OptionsT = TypeVar("OptionsT", bound=Options)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from nasbench_harness.methods.base import ArchStep, Batch, Method, SearchState
 from nasbench_harness.methods.components.samplers import (
@@ -53,6 +53,8 @@ class TrainLossStep(ArchStep):
 class GDASOptions(Options):
     """Options of GDAS."""
 
+    ordered = (("tau_min", "tau_max"),)
+
     tau_max: float = Field(10.0, gt=0, description="Gumbel temperature in the first epoch")
     tau_min: float = Field(0.1, gt=0, description="Gumbel temperature in the last epoch")
     soft: Literal["gumbel", "softmax"] = Field(
@@ -63,26 +65,16 @@ class GDASOptions(Options):
     )
     skip_unsampled: bool = Field(False, description="weight step computes only the sampled ops (faster)")
 
-    @model_validator(mode="after")
-    def _ordered(self) -> GDASOptions:
-        if self.tau_min > self.tau_max:
-            raise ValueError(f"tau_min ({self.tau_min}) must not exceed tau_max ({self.tau_max})")
-        return self
-
 
 class SNASOptions(Options):
     """Options of SNAS."""
+
+    ordered = (("tau_min", "tau_init"),)
 
     tau_init: float = Field(1.0, gt=0, description="temperature in the first epoch")
     tau_min: float = Field(0.03, gt=0, description="temperature in the last epoch (linear) or floor")
     schedule: Literal["linear", "exponential", "constant"] = "linear"
     decay: float = Field(0.97, gt=0, le=1, description="per-epoch factor of the exponential schedule")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SNASOptions:
-        if self.tau_min > self.tau_init:
-            raise ValueError(f"tau_min ({self.tau_min}) must not exceed tau_init ({self.tau_init})")
-        return self
 
 
 class DrNASOptions(Options):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from nasbench_harness.methods.base import Method
 from nasbench_harness.methods.components.perturbation import AdversarialPerturbation, RandomPerturbation
@@ -24,14 +24,10 @@ from nasbench_harness.methods.options import Options, parse_options
 class SDARTSOptions(Options):
     """Options of SDARTS-RS."""
 
+    ordered = (("eps_min", "eps_max"),)
+
     eps_min: float = Field(0.03, ge=0.0, le=1.0, description="perturbation radius in the first epoch")
     eps_max: float = Field(0.3, ge=0.0, le=1.0, description="perturbation radius in the last epoch")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SDARTSOptions:
-        if self.eps_min > self.eps_max:
-            raise ValueError(f"eps_min ({self.eps_min}) must not exceed eps_max ({self.eps_max})")
-        return self
 
 
 class SDARTSAdvOptions(SDARTSOptions):

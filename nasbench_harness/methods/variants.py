@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from nasbench_harness.methods.base import Component, Method, Phase, SearchState
 from nasbench_harness.methods.components.regularizers import BetaDecay, LinearSchedule, ZeroOneLoss
@@ -82,14 +82,10 @@ class DartsMinusOptions(Options):
 class BetaDartsOptions(Options):
     """Options of beta-DARTS."""
 
+    ordered = (("lambda_min", "lambda_max"),)
+
     lambda_min: float = Field(0.0, ge=0.0, description="beta-decay weight in the first epoch")
     lambda_max: float = Field(50.0, ge=0.0, description="beta-decay weight in the last epoch")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BetaDartsOptions:
-        if self.lambda_min > self.lambda_max:
-            raise ValueError(f"lambda_min ({self.lambda_min}) must not exceed lambda_max ({self.lambda_max})")
-        return self
 
 
 class FairDartsOptions(Options):
