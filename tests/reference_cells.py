@@ -17,6 +17,19 @@ from nasbench_harness.supernets import nb1shot1 as s1
 from nasbench_harness.supernets.nb201 import CONV1, CONV3, OUT_EDGES, POOL, SKIP
 
 
+def assert_same_gradients(
+    ours: torch.Tensor, ref: torch.Tensor, inputs: list[torch.Tensor]
+) -> tuple[torch.Tensor, ...]:
+    """Assert that ``ours`` and ``ref`` have the same gradients with respect to ``inputs`` for one
+    random output probe; returns ours."""
+    probe = torch.randn_like(ours)
+    g_ours = torch.autograd.grad((ours * probe).sum(), inputs)
+    g_ref = torch.autograd.grad((ref * probe).sum(), inputs)
+    for a, b in zip(g_ours, g_ref, strict=True):
+        torch.testing.assert_close(a, b)
+    return g_ours
+
+
 def paper_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """PC-DARTS's channel_shuffle (ShuffleNet's): view as groups, transpose, flatten."""
     b, c, h, w = x.shape
