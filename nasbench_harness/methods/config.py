@@ -28,7 +28,7 @@ class DataConfig(_Strict):
     image_size: int | None = Field(None, ge=4, description="down-sample to this many pixels a side")
     split_seed: int = Field(0, ge=0, description="seed of the train/valid split (fixed, recorded)")
     subset_seed: int = Field(0, ge=0, description="seed of the subsets")
-    augment: bool = Field(True, description="random crop + horizontal flip on search-train batches")
+    augment: bool = Field(True, description="random crop + horizontal flip on the weight and arch steps' batches")
 
 
 class ModelConfig(_Strict):
@@ -67,7 +67,6 @@ class TrackingConfig(_Strict):
     eigen_every: int = Field(5, ge=0, description="dominant Hessian eigenvalue every k epochs (0: never)")
     eigen_batch_size: int = Field(64, ge=2)
     final_eval_images: int | None = Field(None, ge=1, description="valid images for the final net (None: all)")
-    derive_include_none: bool = Field(True, description="let `none` win an edge when discretising")
     correlation_sample: int = Field(
         0, ge=0, description="architectures (from the table) whose one-shot error is correlated with the table's"
     )

@@ -49,13 +49,25 @@ class Loaders:
 
 
 def build_loaders(config: SearchConfig, data: SearchData, device: torch.device) -> Loaders:
-    """The three loaders of a search, all seeded by ``config.seed``."""
+    """The loaders of a search, all seeded by ``config.seed``.
+
+    Both halves of the search split go through the training transform (``data.augment``): every
+    reference feeds its architecture step augmented batches (quark0/darts ``train_search.py``
+    builds ``valid_queue`` over ``train_data``; AutoDL's ``SearchDataset`` wraps the train
+    transform for both halves; RobustDARTS, SmoothDARTS and NB-1Shot1 do the same). The
+    end-of-epoch evaluation and the fixed eigenvalue batch stay unaugmented.
+    """
     common = {"mean": data.mean, "std": data.std, "device": device, "channels_last": config.model.channels_last}
     train = BatchLoader(
         data.train, batch_size=config.batch_size, shuffle=True, augment=config.data.augment, seed=config.seed, **common
     )
     valid = BatchLoader(
-        data.valid, batch_size=config.batch_size, shuffle=True, augment=False, seed=config.seed + 1, **common
+        data.valid,
+        batch_size=config.batch_size,
+        shuffle=True,
+        augment=config.data.augment,
+        seed=config.seed + 1,
+        **common,
     )
     n_eval = min(config.tracking.final_eval_images or len(data.valid), len(data.valid))
     order = np.random.default_rng(config.seed).permutation(len(data.valid))
