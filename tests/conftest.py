@@ -15,6 +15,20 @@ REAL_DATA_DIR = os.environ.get("NBH_DATA_DIR")
 NB201_TABLE = "nb201/nb201_table.parquet"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``cuda`` when torch sees no CUDA device (they run on GPU machines)."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (marked cuda)")
+    for item in marked:
+        item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point the cache and data directories at empty per-test folders."""

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from nasbench_harness.methods.components.hessian import (
     alpha_hessian,
     dominant_eigenvalue,
-    power_iteration,
     softmax_basis,
 )
 from nasbench_harness.methods.darts import finite_difference_hvp
@@ -95,12 +94,51 @@ def test_exact_eigenvalue_matches_eigvalsh_of_the_supernet_hessian() -> None:
     assert abs(eig.value - float(torch.linalg.eigvalsh((full + full.T) / 2)[-1])) < 1e-8
 
 
-def test_power_iteration_finds_the_dominant_eigenvalue() -> None:
-    torch.manual_seed(3)
-    q, _ = torch.linalg.qr(torch.randn(50, 50, dtype=torch.float64))
-    values = torch.linspace(-1.0, 4.0, 50, dtype=torch.float64)
-    matrix = q @ torch.diag(values) @ q.T
-    assert abs(power_iteration(lambda v: matrix @ v, 50, iters=500, tol=1e-10) - 4.0) < 1e-3
+def _quadratic(values: torch.Tensor, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """A random symmetric matrix with the spectrum ``values`` and alphas on ``device``."""
+    generator = torch.Generator().manual_seed(5)
+    q, _ = torch.linalg.qr(torch.randn(len(values), len(values), dtype=torch.float64, generator=generator))
+    matrix = (q @ torch.diag(values) @ q.T).to(device)
+    return matrix, torch.zeros(len(values), dtype=torch.float64, device=device)
+
+
+@pytest.mark.parametrize(("low", "high"), [(-1.0, 4.0), (-9.0, 2.0), (-5.0, -1.0)])
+def test_lanczos_path_beyond_the_exact_limit_gives_the_largest_eigenvalue(low: float, high: float) -> None:
+    """80 alphas (> EXACT_LIMIT): Lanczos iteration; a negative eigenvalue of larger magnitude than
+    the largest one (-9 vs 2) must not be reported, as R-DARTS reports max(eigvals(H))."""
+    values = torch.linspace(low, high, 80, dtype=torch.float64)
+    matrix, alphas = _quadratic(values)
+    eig = dominant_eigenvalue(lambda a: 0.5 * a @ matrix @ a, alphas)
+    assert eig.method == "lanczos"
+    assert eig.value == pytest.approx(high, abs=1e-6)
+
+
+@pytest.mark.parametrize("n", [10, 80])
+def test_arch_weight_decay_adds_to_the_hessian(n: int) -> None:
+    """R-DARTS decides on the Hessian of L + wd/2 ||a||^2: every eigenvalue shifts by wd."""
+    matrix, alphas = _quadratic(torch.linspace(0.5, 3.0, n, dtype=torch.float64))
+    plain = dominant_eigenvalue(lambda a: 0.5 * a @ matrix @ a, alphas)
+    decayed = dominant_eigenvalue(lambda a: 0.5 * a @ matrix @ a, alphas, weight_decay=0.25)
+    assert decayed.value == pytest.approx(plain.value + 0.25, abs=1e-8)
+
+
+def test_arch_weight_decay_in_the_softmax_basis() -> None:
+    """In the softmax basis the left-out (flat) directions have curvature exactly wd."""
+    net, x, y, alphas = _tiny_problem()
+
+    def loss(a: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(net(x, torch.softmax(a, -1)), y)
+
+    full = dominant_eigenvalue(lambda a: loss(a) + 0.5e-3 * (a**2).sum(), alphas)
+    reduced = dominant_eigenvalue(loss, alphas, softmax_groups=[5] * 6, weight_decay=1e-3)
+    assert reduced.value == pytest.approx(full.value, rel=1e-8, abs=1e-10)
+
+
+@pytest.mark.cuda
+def test_lanczos_path_runs_on_cuda_alphas() -> None:
+    matrix, alphas = _quadratic(torch.linspace(-1.0, 4.0, 80, dtype=torch.float64), device="cuda")
+    eig = dominant_eigenvalue(lambda a: 0.5 * a @ matrix @ a, alphas)
+    assert eig.method == "lanczos" and eig.value == pytest.approx(4.0, abs=1e-6)
 
 
 def test_softmax_basis_gives_the_same_dominant_eigenvalue_with_fewer_products() -> None:

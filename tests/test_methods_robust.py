@@ -6,16 +6,23 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods import loop
-from nasbench_harness.methods.components.early_stopping import EarlyStopOptions, EigenvalueTracker
+from nasbench_harness.methods.components.early_stopping import (
+    EarlyStopOptions,
+    EigenvalueEarlyStop,
+    EigenvalueTracker,
+)
 from nasbench_harness.methods.config import build_config
+from nasbench_harness.methods.darts import FirstOrderStep
 from nasbench_harness.methods.registry import make_method
 from nasbench_harness.methods.run import run_search
 from nasbench_harness.tracking import read_alphas, read_trajectory
@@ -39,7 +46,7 @@ def _run(tmp_path: Path, bench: Any, name: str = "run", **overrides: Any) -> Any
 def doubling_eigenvalue(monkeypatch: pytest.MonkeyPatch) -> None:
     """The eigenvalue doubles every epoch, so the early-stopping rule fires when it may."""
 
-    def fake(self: loop.Search) -> float:
+    def fake(self: loop.Search, batch: Any = None, weight_decay: float = 0.0) -> float:
         return float(2**self.state.epoch)
 
     monkeypatch.setattr(loop.Search, "eigenvalue", fake)
@@ -58,7 +65,8 @@ def test_tracker_centres_the_local_average_as_the_authors_code() -> None:
 
 def test_rules_code_and_paper() -> None:
     code = EarlyStopOptions().resolved()
-    assert (code["every"], code["window"], code["delta"], code["factor"], code["start_epoch"]) == (2, 5, 4, 1.3, 10)
+    # the authors' flags; their es_start_epoch=10 counts epochs from 0
+    assert (code["every"], code["window"], code["delta"], code["factor"], code["start_epoch"]) == (2, 5, 4, 1.3, 11)
     paper = EarlyStopOptions(rule="paper").resolved()
     assert paper["every"] * paper["delta"] == 5 and 1 / paper["factor"] == pytest.approx(0.75)
     assert EarlyStopOptions(rule="paper", factor=2.0).resolved()["factor"] == 2.0
@@ -84,7 +92,8 @@ def test_darts_es_does_not_stop_before_start_epoch(tmp_path: Path, real_nb201: A
     result = _run(tmp_path, real_nb201, method="darts-es", method_options={**FAST_RULE, "start_epoch": 9}, epochs=3)
     rows = read_trajectory(result.path).to_pylist()
     assert len(rows) == 3 and result.stopped_early is None
-    assert all(r["eigenvalue"] is not None for r in rows)  # the component asks for it every epoch
+    assert all(r["es_eigenvalue"] is not None for r in rows)  # the rule's own measurement, every epoch
+    assert all(r["eigenvalue"] is None for r in rows)  # the fixed-batch column follows tracking.eigen_every (0)
 
 
 @pytest.mark.data
@@ -107,7 +116,7 @@ def test_darts_ada_rolls_back_to_the_exact_snapshot_with_ten_times_the_weight_de
 
     monkeypatch.setattr(loop.Search, "track", track)
     monkeypatch.setattr(loop.Search, "restore", restore)
-    options = {**FAST_RULE, "max_adaptations": 1}
+    options = FAST_RULE  # from the preset's 5e-4, one adaptation to 5e-3 stays within max_weight_decay 0.03
     result = _run(tmp_path, real_nb201, method="darts-ada", method_options=options, epochs=4)
     rows = read_trajectory(result.path).to_pylist()
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
@@ -134,7 +143,7 @@ def test_darts_ada_rolls_back_to_the_exact_snapshot_with_ten_times_the_weight_de
 def test_darts_ada_resumed_after_the_rollback_equals_the_uninterrupted_run(
     tmp_path: Path, real_nb201: Any, doubling_eigenvalue: None
 ) -> None:
-    options = {**FAST_RULE, "max_adaptations": 1}
+    options = FAST_RULE
     whole = _run(tmp_path, real_nb201, "whole", method="darts-ada", method_options=options, epochs=3)
 
     class Interrupt(Exception):
@@ -186,3 +195,141 @@ def test_rdarts_dp_schedules_the_drop_probability(space: str, tmp_path: Path, re
 def test_bad_options_are_config_errors(name: str, options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         make_method(name, options)
+
+
+# -- the rule as RobustDARTS runs it ------------------------------------------------------------
+
+
+def reference_stop(values: list[float], epochs: int, every: int, window: int, delta: int, factor: float,
+                   start: int) -> tuple[int, int] | None:
+    """RobustDARTS's decision, re-derived from its code (``src/search/train_search.py`` lines
+    373-425, ``src/utils.py`` ``EVLocalAvg.update``/``early_stop``), in its 0-based epochs:
+    (epoch at which it stops, stop epoch whose genotype it answers with), or None."""
+    ev: list[float] = []
+    averages: list[float] = []
+    centre: dict[int, int] = {}
+    half_up, half_down = -(-window // 2), window // 2
+    for e in range(epochs):
+        if not (e % every == 0 or e == epochs - 1):
+            continue
+        ev.append(values[e])
+        if len(ev) >= half_up and e < epochs - 1:
+            averages.append(sum(ev[-window:]) / len(ev[-window:]))
+            centre[e] = e - every * half_down
+        elif len(ev) < half_up:
+            centre[e] = -1
+        if e != epochs - 1 and centre[e] - every * delta >= start and averages[-1] / averages[-1 - delta] > factor:
+            return e, centre[e] - every * delta
+    return None
+
+
+def drive(component: Any, values: list[float], epochs: int) -> tuple[int, Any]:
+    """Run ``component``'s end-of-epoch hook over 1-based epochs with eigenvalue ``values[epoch - 1]``;
+    (the epoch of the first action, the action), or (0, None)."""
+    state = SimpleNamespace(
+        epochs=epochs, epoch=0, arch_batch=object(), eigenvalue=lambda batch, wd: values[state.epoch - 1],
+        a_optim=SimpleNamespace(param_groups=[{"weight_decay": 1e-3}]),
+    )
+    for epoch in range(1, epochs + 1):
+        state.epoch = epoch
+        action = component.end_of_epoch(state, {})
+        if action is not None:
+            return epoch, action
+    return 0, None
+
+
+def test_rule_decides_as_robustdarts_on_random_eigenvalue_paths() -> None:
+    rng = np.random.default_rng(0)
+    stops = 0
+    for trial in range(300):
+        epochs = int(rng.integers(12, 60))
+        growth = np.where(rng.random(epochs) < 0.15, rng.uniform(1.2, 2.0, epochs), rng.uniform(0.9, 1.1, epochs))
+        values = list(np.cumprod(growth) * rng.uniform(0.05, 0.5))
+        every, window, delta = int(rng.integers(1, 4)), int(rng.integers(1, 7)), int(rng.integers(1, 5))
+        factor, start = float(rng.uniform(1.05, 1.6)), int(rng.integers(0, 14))
+        rule = EarlyStopOptions(every=every, window=window, delta=delta, factor=factor, start_epoch=start + 1)
+        at, action = drive(EigenvalueEarlyStop(rule), values, epochs)
+        expected = reference_stop(values, epochs, every, window, delta, factor, start)
+        ours = None if action is None else (at - 1, action.result_epoch - 1)
+        assert ours == expected, (trial, epochs, every, window, delta, factor, start)
+        stops += expected is not None
+    assert 50 < stops < 250  # both outcomes are exercised
+
+
+def test_rule_never_stops_after_the_last_epoch() -> None:
+    """A trigger possible only after the last epoch does not fire (the reference skips early_stop there)."""
+    values = [1.0, 1.0, 8.0]
+    at, action = drive(EigenvalueEarlyStop(EarlyStopOptions(**FAST_RULE)), values, epochs=3)
+    assert action is None
+    at, action = drive(EigenvalueEarlyStop(EarlyStopOptions(**FAST_RULE)), [*values, 8.0], epochs=4)
+    assert (at, action.result_epoch) == (3, 2)
+
+
+@pytest.mark.data
+def test_es_measures_the_last_arch_batch_with_the_arch_weight_decay_at_the_references_epochs(
+    tmp_path: Path, real_nb201: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, Any, float]] = []
+    arch_batches: dict[int, Any] = {}
+    original_step = FirstOrderStep.step
+
+    def step(self: FirstOrderStep, state: Any, train: Any, valid: Any) -> Any:
+        arch_batches[state.epoch] = valid
+        return original_step(self, state, train, valid)
+
+    def fake(self: loop.Search, batch: Any = None, weight_decay: float = 0.0) -> float:
+        calls.append((self.state.epoch, batch, weight_decay))
+        return 1.0
+
+    monkeypatch.setattr(FirstOrderStep, "step", step)
+    monkeypatch.setattr(loop.Search, "eigenvalue", fake)
+    overrides = {"arch_optim": {"weight_decay": 2e-3}}
+    result = _run(tmp_path, real_nb201, method="darts-es", epochs=6, **overrides)
+    rows = read_trajectory(result.path).to_pylist()
+    assert [epoch for epoch, _, _ in calls] == [1, 3, 5, 6]  # 0-based 0, 2, 4 and the last
+    for epoch, batch, weight_decay in calls:
+        assert batch is arch_batches[epoch] and weight_decay == 2e-3
+    assert [r["es_eigenvalue"] for r in rows] == [1.0, None, 1.0, None, 1.0, 1.0]
+
+
+def test_the_loops_eigenvalue_takes_a_batch_and_the_arch_weight_decay() -> None:
+    """What ES calls: the Hessian on the given batch (not the fixed one) plus wd on the diagonal."""
+    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
+    config = build_config("cpu", {**TINY, "method": "darts-es", "epochs": 2})
+    search = loop.Search(config, make_method("darts-es"), data, None, None, torch.device("cpu"))  # type: ignore[arg-type]
+    assert search.state.eigenvalue is not None
+    batch = next(iter(search.loaders.valid.epoch(1)))
+    plain = search.state.eigenvalue(batch, 0.0)
+    assert search.state.eigenvalue(batch, 0.5) == pytest.approx(plain + 0.5, rel=1e-9, abs=1e-12)
+    assert search.eigenvalue() != pytest.approx(plain)
+
+
+@pytest.mark.data
+def test_darts_ada_restores_the_eigenvalue_history_so_it_can_trigger_again_at_once(
+    tmp_path: Path, real_nb201: Any, doubling_eigenvalue: None
+) -> None:
+    options = {**FAST_RULE, "max_weight_decay": 1.0}  # 5e-4 -> 5e-3 -> 5e-2 -> 0.5, then 5 would pass 1.0
+    result = _run(tmp_path, real_nb201, method="darts-ada", method_options=options, epochs=3)
+    rows = read_trajectory(result.path).to_pylist()
+    # after each rollback to epoch 1 the history holds epoch 1's value, so epoch 2 triggers again
+    assert [r["schedule_epoch"] for r in rows] == [1, 2, 2, 2, 2, 3]
+    assert [r["ada_adaptations"] for r in rows] == [0, 1, 2, 3, 3, 3]
+    assert [r["weight_decay"] for r in rows] == pytest.approx([5e-4, 5e-4, 5e-3, 5e-2, 0.5, 0.5])
+    assert rows[4]["action"] is None and rows[4]["es_growth"] == pytest.approx(2.0)  # would trigger; wd is at its cap
+
+
+@pytest.mark.parametrize(
+    ("start", "factor", "maximum", "expected"),
+    [(3e-4, 10.0, 0.03, [3e-3, 3e-2]), (5e-4, 10.0, 0.03, [5e-3]), (3e-4, 3.0, 243e-4, [9e-4, 27e-4, 81e-4, 243e-4])],
+)
+def test_darts_ada_adapts_until_the_weight_decay_would_pass_its_maximum(
+    start: float, factor: float, maximum: float, expected: list[float]
+) -> None:
+    """RobustDARTS's script: 3e-4 -> 3e-3 -> 3e-2 with max 0.03 (its final_iteration test); its
+    argparse defaults (x3, max 243e-4) give four steps."""
+    component = make_method("darts-ada", {"wd_factor": factor, "max_weight_decay": maximum}).components[0]
+    reached, wd = [], start
+    while component.can_adapt(wd):
+        wd *= factor
+        reached.append(wd)
+    assert reached == pytest.approx(expected)

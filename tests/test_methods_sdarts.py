@@ -12,7 +12,7 @@ import torch
 
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError, TrainingError
-from nasbench_harness.methods.components.hessian import frozen_bn_stats
+from nasbench_harness.methods.components.hessian import eval_mode
 from nasbench_harness.methods.components.perturbation import (
     AdversarialPerturbation,
     RandomPerturbation,
@@ -98,11 +98,38 @@ def test_adversarial_perturbation_raises_the_loss_on_the_simplex_without_moving_
     for name, buf in state.net.named_buffers():  # the attack's forward passes leave BN statistics alone
         assert torch.equal(buf, buffers[name]), name
     _assert_on_simplex(perturbed, state.space.group_sizes)
-    with frozen_bn_stats(state.net), torch.no_grad():
+    with eval_mode(state.net), torch.no_grad():  # the attack's own view of the loss
         before = float(state.loss(state.batch, weights, "weights")[0])
         after = float(state.loss(state.batch, perturbed, "weights")[0])
-    assert after > before  # kept only because it raised the loss
+    assert after > before
     assert component._kept == component._seen == 1
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_the_attack_runs_in_eval_mode_and_the_weight_step_in_training_mode(space: str) -> None:
+    """SDARTS's Linf_PGD_alpha switches to model.eval() for the attack and back to train() after."""
+    state, component = _adv_state(space)
+    modes: list[bool] = []
+    loss = state.loss
+
+    def recording(batch: Any, weights: torch.Tensor, phase: str) -> Any:
+        modes.append(state.net.training)
+        return loss(batch, weights, phase)
+
+    state.loss = recording  # type: ignore[method-assign]
+    component.weight_step_weights(state, state.mixing(phase="weights").detach())
+    assert len(modes) == 9 and not any(modes)  # before, 7 ascent steps, after
+    assert state.net.training
+
+
+def test_pgd_keeps_the_perturbation_when_the_loss_is_unchanged() -> None:
+    """The reference restores the weights only if the loss fell (loss_before > loss_after)."""
+    sizes = (5,) * 6
+    base = torch.softmax(torch.randn(6, 5, generator=torch.Generator().manual_seed(0)), -1)
+    torch.manual_seed(0)
+    flat = pgd_perturbation(lambda w: (w * 0.0).sum() + 1.0, base, sizes, eps=0.2, steps=7)
+    assert flat.kept and flat.loss_after == flat.loss_before
+    assert not torch.equal(flat.weights, base)  # the random start, which no ascent step moved
 
 
 def test_pgd_never_lowers_the_loss_and_returns_zero_perturbation_when_it_cannot_raise_it() -> None:

@@ -65,7 +65,11 @@ class SearchState:
     earlier values), ``step`` the batch within it. Set by the loop: ``snapshot``/``restore``, the
     full state (network, alphas, optimisers, schedule, components) as a detached copy, and back;
     ``batch``, the current search-train batch (during the arch and weight steps);
-    ``eval_batches``, the end-of-epoch evaluation images (a fixed subset of search-valid).
+    ``arch_batch``, the arch step's search-valid batch (after an epoch: the epoch's last one);
+    ``eval_batches``, the end-of-epoch evaluation images (a fixed subset of search-valid);
+    ``eigenvalue(batch, weight_decay)``, the largest eigenvalue of the Hessian in the alphas of
+    the loss on ``batch`` plus ``weight_decay / 2 * ||alpha||^2`` (network in training mode, BN
+    statistics untouched, the method's ``eval`` mixing).
     """
 
     net: torch.nn.Module
@@ -81,7 +85,9 @@ class SearchState:
     snapshot: Callable[[], dict[str, Any]] | None = None
     restore: Callable[[dict[str, Any]], int] | None = None
     batch: Batch | None = None
+    arch_batch: Batch | None = None
     eval_batches: Callable[[], Iterable[Batch]] | None = None
+    eigenvalue: Callable[[Batch, float], float] | None = None
 
     def mixing(self, alphas: torch.Tensor | None = None, phase: Phase = "arch") -> torch.Tensor:
         """The mixing weights the supernet sees for ``alphas`` (default: the current ones) in ``phase``."""
@@ -166,10 +172,6 @@ class Component:
     def extra_loss(self, state: SearchState, phase: Phase, weights: torch.Tensor) -> torch.Tensor | None:
         """A term added to the loss of ``phase`` ("weights" or "arch")."""
         return None
-
-    def wants_eigenvalue(self, epoch: int) -> bool:
-        """True when this component needs the Hessian eigenvalue in the row of ``epoch``."""
-        return False
 
     def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> EpochAction | str:
         """Look at the finished epoch's trajectory row; :class:`Stop` (or a reason string),

@@ -17,7 +17,6 @@ import copy
 import functools
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ from nasbench_harness.data import SearchData
 from nasbench_harness.data.loader import BatchLoader
 from nasbench_harness.errors import TrainingError
 from nasbench_harness.methods.base import Batch, Method, Rollback, SearchState, Stop
-from nasbench_harness.methods.components.hessian import dominant_eigenvalue, frozen_bn_stats
+from nasbench_harness.methods.components.hessian import dominant_eigenvalue, eval_mode, frozen_bn_stats
 from nasbench_harness.methods.config import SearchConfig
 from nasbench_harness.methods.spaces import get_search_space
 from nasbench_harness.tracking import RunDir
@@ -148,6 +147,7 @@ class Search:
         self.state.snapshot = lambda: copy.deepcopy(self.checkpoint(self.state.epoch, components=False))
         self.state.restore = functools.partial(self.restore, components=False)
         self.state.eval_batches = lambda: self.loaders.evaluation.epoch(0)
+        self.state.eigenvalue = self.eigenvalue
         for component in method.all_components:
             component.setup(self.state)
 
@@ -206,14 +206,14 @@ class Search:
             row = {"epoch": committed, "schedule_epoch": epoch, **self.train_epoch(epoch)}
             tracking_started = time.perf_counter()
             row.update(self.track(epoch))
-            now = time.perf_counter()
-            self.wall_time += now - started
-            row.update(epoch_time_s=now - started, tracking_time_s=now - tracking_started, wall_time_s=self.wall_time)
             action = None
-            for component in s.method.all_components:
+            for component in s.method.all_components:  # may measure too (early stopping's eigenvalue)
                 action = action or component.end_of_epoch(s, row)
             if isinstance(action, str):
                 action = Stop(action)
+            now = time.perf_counter()
+            self.wall_time += now - started
+            row.update(epoch_time_s=now - started, tracking_time_s=now - tracking_started, wall_time_s=self.wall_time)
             row.update(s.method.state_columns())
             row["action"] = None if action is None else action.reason
             alpha_rows = self.alpha_rows(committed)
@@ -240,14 +240,14 @@ class Search:
         totals = np.zeros(3)  # train loss sum, correct predictions, images
         steps = len(self.loaders.train)
         for step, train in enumerate(self.loaders.train.epoch(epoch)):
-            s.step, s.batch = step, train
-            s.method.arch_step.step(s, train, next(valid_batches))
+            s.step, s.batch, s.arch_batch = step, train, next(valid_batches)
+            s.method.arch_step.step(s, train, s.arch_batch)
             loss, logits = self.weight_step(train)
             n = train[1].numel()
             totals += (float(loss) * n, float((logits.argmax(1) == train[1]).sum()), n)
             if self.progress:
                 self.progress("step", {"epoch": epoch, "step": step + 1, "steps": steps, "loss": float(loss)})
-        s.batch = None
+        s.batch = None  # s.arch_batch stays: the epoch's last, for end-of-epoch measurements
         self.scheduler.step()
         return {
             "train_loss": totals[0] / totals[2],
@@ -279,8 +279,7 @@ class Search:
             **s.space.score_columns(self.bench, genotype, self.config.dataset),
         }
         every = self.config.tracking.eigen_every
-        wanted = any(c.wants_eigenvalue(epoch) for c in s.method.all_components)
-        row["eigenvalue"] = self.eigenvalue() if wanted or (every and epoch % every == 0) else None
+        row["eigenvalue"] = self.eigenvalue() if every and epoch % every == 0 else None
         t = self.config.tracking
         if t.correlation_sample:
             due = epoch % t.correlation_every == 0 or epoch == self.config.epochs
@@ -314,7 +313,7 @@ class Search:
         """
         net = self.state.net
         loss_sum = correct = count = 0.0
-        with frozen_bn_stats(net) if batch_stats else _eval_mode(net):
+        with frozen_bn_stats(net) if batch_stats else eval_mode(net):
             for x, y in self.loaders.evaluation.epoch(0):
                 logits = net(x, weights, mask=mask)
                 loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
@@ -322,18 +321,21 @@ class Search:
                 count += y.numel()
         return loss_sum / count, 100.0 * correct / count
 
-    def eigenvalue(self) -> float:
-        """Dominant eigenvalue of the valid-loss Hessian in the alphas, on the fixed eigen batch,
-        under the method's deterministic ``eval`` mixing and forward options (a sampling method's
-        ``arch`` mixing is a random draw, drop path is random, and torch's Dirichlet sample is
-        only once differentiable)."""
+    def eigenvalue(self, batch: Batch | None = None, weight_decay: float = 0.0) -> float:
+        """Largest eigenvalue of the Hessian in the alphas of the loss on ``batch`` (default: the
+        fixed, unaugmented eigen batch of the ``eigenvalue`` column) plus ``weight_decay / 2 *
+        ||alpha||^2``, under the method's deterministic ``eval`` mixing and forward options (a
+        sampling method's ``arch`` mixing is a random draw, drop path is random, and torch's
+        Dirichlet sample is only once differentiable); the network in training mode, BN
+        statistics untouched."""
         s = self.state
-        x, y = self.loaders.eigen_batch
+        x, y = self.loaders.eigen_batch if batch is None else batch
         with frozen_bn_stats(s.net):
             eig = dominant_eigenvalue(
                 lambda a: F.cross_entropy(s.forward(x, s.mixing(a, phase="eval"), "eval"), y),
                 s.alphas,
                 softmax_groups=s.space.group_sizes if s.softmax_mixing else None,
+                weight_decay=weight_decay,
             )
         return eig.value
 
@@ -367,13 +369,3 @@ def _repeat(loader: BatchLoader, epoch: int) -> Iterator[Batch]:
     """Epoch ``epoch`` of ``loader`` over and over (search-valid may have fewer batches than search-train)."""
     while True:
         yield from loader.epoch(epoch)
-
-
-@contextmanager
-def _eval_mode(net: torch.nn.Module) -> Iterator[None]:
-    was_training = net.training
-    net.eval()
-    try:
-        yield
-    finally:
-        net.train(was_training)

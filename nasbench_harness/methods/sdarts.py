@@ -64,11 +64,10 @@ def sdarts_adv(options: dict[str, Any]) -> Method:
     loss on the current train batch within ``||delta||_inf <= eps``: PGD with a uniform random
     start in the ball and ``steps`` (default 7) signed-gradient ascent steps of size
     ``2 * eps / steps``, each followed by projection onto the ball and per-group clipping to the
-    simplex; the result is used only if it raised the loss over the unperturbed weights, else
-    the step trains unperturbed. Same eps schedule and defaults as SDARTS-RS; 7 steps and the
-    step size from the official code (``attacker/perturb.py: Linf_PGD_alpha``, same copy); it
-    keeps the attack also when the loss is unchanged, we only when it rose. The attack's
-    forward passes use batch statistics and leave BN running statistics untouched.
+    simplex; the result is used unless it lowered the loss below the unperturbed weights' (then
+    the step trains unperturbed). The attack runs with the network in eval mode. Same eps
+    schedule and defaults as SDARTS-RS; the 7 steps, the step size, eval mode and the keep rule
+    from the official code (``attacker/perturb.py: Linf_PGD_alpha``, same copy).
 
     Costs about 9 forward and 7 backward passes (in the mixing weights only) more per step.
 

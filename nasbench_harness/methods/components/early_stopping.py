@@ -1,15 +1,27 @@
 """Early stopping on the growth of the dominant Hessian eigenvalue (R-DARTS, Zela et al., ICLR 2020).
 
-The eigenvalue of the validation loss Hessian w.r.t. the alphas is measured every ``every``
-epochs. Its local average over ``window`` measurements is centred: the mean of the last
-``window`` values belongs to the epoch ``every * (window // 2)`` before the newest one (before
-the window fills, the mean of all values so far). The search stops when the newest local average
-exceeds the one ``delta`` measurements earlier by more than ``factor``, once that earlier
-average's epoch is at least ``start_epoch``; the answer is the genotype of that earlier epoch.
+The rule decides on R-DARTS's own measurement (``automl/RobustDARTS``, ``src/search/train_search.py``
+lines 373-425 and ``src/search/analyze.py``): the largest eigenvalue of the Hessian, in the
+alphas, of the architecture loss on the epoch's *last architecture batch* (augmented, as the
+arch step saw it; the network in training mode) plus the arch optimiser's L2 term
+(``analyze.py`` line 174: ``grad + weight_decay * alpha``), measured after the epochs whose
+0-based number is a multiple of ``every`` (1-based epochs 1, 3, 5, ... for ``every=2``) and
+after the last epoch. Its local average over ``window`` measurements is centred: the mean of
+the last ``window`` values belongs to the epoch ``every * (window // 2)`` before the newest one
+(before the window fills, the mean of all values so far; ``src/utils.py``, ``EVLocalAvg``). The
+search stops when the newest local average exceeds the one ``delta`` measurements earlier by
+more than ``factor``, once that earlier average's epoch is at least ``start_epoch``; the answer
+is the genotype of that earlier epoch. The last epoch is measured (column ``es_eigenvalue``)
+but never decides: the reference skips ``early_stop`` there (line 423).
 
-The authors' code: every=2, window=5, delta=4 (8 epochs), factor=1.3, start_epoch=10. The
-paper's wording, "stop when lambda(t-k)/lambda(t) < 0.75 with k=5", is every=1, delta=5,
-factor=1/0.75 (``rule="paper"``).
+This measurement is noisy by design (one random augmented batch); the loop's ``eigenvalue``
+column (a fixed unaugmented batch, no L2 term) is the one to compare methods by.
+
+The authors' flags: ``--report_freq_hessian 2 --window 5 --delta 4 --factor 1.3
+--es_start_epoch 10`` (``src/search/args.py`` lines 61-64, ``scripts/DARTS-ADA_search.sh``);
+their epochs count from 0, so ``es_start_epoch=10`` is ``start_epoch=11`` here. The paper's
+wording, "stop when lambda(t-k)/lambda(t) < 0.75 with k=5", is every=1, delta=5, factor=1/0.75
+(``rule="paper"``).
 """
 
 from __future__ import annotations
@@ -17,17 +29,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from nasbench_harness.errors import TrainingError
 from nasbench_harness.methods.base import Component, SearchState, Stop
 from nasbench_harness.methods.options import Options
 
 RULES = {
-    "code": {"every": 2, "window": 5, "delta": 4, "factor": 1.3, "start_epoch": 10},
-    "paper": {"every": 1, "window": 5, "delta": 5, "factor": 1 / 0.75, "start_epoch": 10},
+    "code": {"every": 2, "window": 5, "delta": 4, "factor": 1.3, "start_epoch": 11},
+    "paper": {"every": 1, "window": 5, "delta": 5, "factor": 1 / 0.75, "start_epoch": 11},
 }
 
 
 class EarlyStopOptions(Options):
-    """The stopping rule; unset values come from ``rule``."""
+    """The stopping rule; unset values come from ``rule``. Epochs count from 1."""
 
     rule: Literal["code", "paper"] = "code"
     every: int | None = None
@@ -68,17 +81,23 @@ class EigenvalueTracker:
             return None
         return earlier_epoch, self.averages[-1][1] / earlier
 
-    def reset(self) -> None:
-        """Forget everything (after a rollback)."""
-        self.values.clear()
-        self.averages.clear()
+    def state(self) -> dict[str, Any]:
+        """A copy of what was recorded (for checkpoints and rollback snapshots)."""
+        return {"values": list(self.values), "averages": [list(a) for a in self.averages]}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state`."""
+        self.values[:] = [float(v) for v in state["values"]]
+        self.averages[:] = [(int(e), float(v)) for e, v in state["averages"]]
 
 
 class EigenvalueEarlyStop(Component):
     """Stops the search (:class:`Stop` with the earlier epoch as the answer) when the eigenvalue grows.
 
-    Subclasses change :meth:`on_trigger` (DARTS-ADA rolls back instead). Trajectory columns:
-    ``es_local_avg`` (newest local average), ``es_growth`` (its ratio to the one ``delta`` back).
+    Subclasses change :meth:`on_trigger` (DARTS-ADA rolls back instead) and :meth:`recorded`.
+    Trajectory columns: ``es_eigenvalue`` (the measurement the rule decides on, null in epochs
+    without one), ``es_local_avg`` (newest local average), ``es_growth`` (its ratio to the one
+    ``delta`` back).
     """
 
     name = "eigenvalue-early-stop"
@@ -89,16 +108,31 @@ class EigenvalueEarlyStop(Component):
         self.factor, self.start_epoch = float(p["factor"]), int(p["start_epoch"])
         self.tracker = EigenvalueTracker(self.every, self.window)
         self._growth: float | None = None
+        self._value: float | None = None
 
-    def wants_eigenvalue(self, epoch: int) -> bool:
-        return epoch % self.every == 0
+    def measures(self, state: SearchState) -> bool:
+        """True after the epochs R-DARTS measures: 0-based multiples of ``every``, and the last."""
+        return (state.epoch - 1) % self.every == 0 or state.epoch == state.epochs
+
+    def measure(self, state: SearchState) -> float:
+        """The eigenvalue on the epoch's last arch batch, with the arch optimiser's weight decay."""
+        if state.eigenvalue is None or state.arch_batch is None:
+            raise TrainingError(
+                "eigenvalue early stopping needs the loop's eigenvalue function and the epoch's last "
+                "architecture batch (SearchState.eigenvalue, SearchState.arch_batch); run it in nbh's search loop"
+            )
+        weight_decay = float(state.a_optim.param_groups[0]["weight_decay"])
+        return state.eigenvalue(state.arch_batch, weight_decay)
 
     def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> Any:
-        self._growth = None
-        value = row.get("eigenvalue")
-        if not self.wants_eigenvalue(state.epoch) or value is None:
+        self._growth = self._value = None
+        if not self.measures(state):
             return None
-        self.tracker.add(state.epoch, float(value))
+        self._value = self.measure(state)
+        if state.epoch == state.epochs:
+            return None
+        self.tracker.add(state.epoch, self._value)
+        self.recorded(state)
         growth = self.tracker.growth(self.delta)
         if growth is None:
             return None
@@ -106,6 +140,9 @@ class EigenvalueEarlyStop(Component):
         if earlier_epoch >= self.start_epoch and self._growth > self.factor:
             return self.on_trigger(state, earlier_epoch)
         return None
+
+    def recorded(self, state: SearchState) -> None:
+        """Called after a measurement entered the tracker (before the rule looks at it)."""
 
     def on_trigger(self, state: SearchState, earlier_epoch: int) -> Any:
         """What happens when the rule fires; the answer is the genotype of ``earlier_epoch``."""
@@ -117,12 +154,16 @@ class EigenvalueEarlyStop(Component):
 
     def state_columns(self) -> dict[str, float | int | str | None]:
         averages = self.tracker.averages
-        return {"es_local_avg": averages[-1][1] if averages else None, "es_growth": self._growth}
+        return {
+            "es_eigenvalue": self._value,
+            "es_local_avg": averages[-1][1] if averages else None,
+            "es_growth": self._growth,
+        }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"values": list(self.tracker.values), "averages": list(self.tracker.averages), "growth": self._growth}
+        return {**self.tracker.state(), "growth": self._growth, "value": self._value}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.tracker.values[:] = state["values"]
-        self.tracker.averages[:] = [tuple(a) for a in state["averages"]]
+        self.tracker.load(state)
         self._growth = state["growth"]
+        self._value = state.get("value")

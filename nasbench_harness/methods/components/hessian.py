@@ -2,7 +2,9 @@
 
 R-DARTS (Zela et al., 2020) tracks it because it grows when DARTS drifts towards parameter-free
 cells. For NB201's 30 alphas the Hessian is built exactly (one Hessian-vector product per
-alpha, by double backward); larger spaces use power iteration on Hessian-vector products.
+alpha, by double backward), and so for NB-1Shot1's 24-35; more alphas than
+:data:`EXACT_LIMIT` use Lanczos iteration on Hessian-vector products computed on the alphas'
+device. "Dominant" is the largest eigenvalue (algebraic), as R-DARTS's ``max(eigvals(H))``.
 The network runs in training mode, as the arch step sees it; BN running statistics are left
 untouched.
 """
@@ -25,7 +27,7 @@ class Eigen:
     """The dominant eigenvalue (largest algebraic) and how it was computed."""
 
     value: float
-    method: str  # "exact" | "power"
+    method: str  # "exact" | "lanczos"
 
 
 def alpha_hessian(
@@ -67,54 +69,62 @@ def softmax_basis(sizes: Sequence[int]) -> torch.Tensor:
     return torch.block_diag(*blocks)
 
 
-def power_iteration(
-    hvp: Callable[[torch.Tensor], torch.Tensor], dim: int, iters: int = 50, tol: float = 1e-4, seed: int = 0
+def largest_eigenvalue(
+    hvp: Callable[[torch.Tensor], torch.Tensor], dim: int, device: torch.device | str = "cpu", seed: int = 0
 ) -> float:
-    """The largest-magnitude eigenvalue of the operator ``hvp`` (Rayleigh quotient at convergence)."""
-    generator = torch.Generator().manual_seed(seed)
-    v = torch.randn(dim, generator=generator, dtype=torch.float64)
-    v /= v.norm()
-    value = 0.0
-    for _ in range(iters):
-        w = hvp(v)
-        new_value = float(torch.dot(v, w))
-        norm = w.norm()
-        if float(norm) == 0.0:
-            return 0.0
-        v = w / norm
-        if abs(new_value - value) <= tol * max(1.0, abs(new_value)):
-            return new_value
-        value = new_value
-    return value
+    """The largest (algebraic) eigenvalue of the symmetric operator ``hvp``, by Lanczos iteration.
+
+    ``hvp`` takes and returns float64 vectors of length ``dim`` on ``device``; the Lanczos
+    recurrence (``scipy.sparse.linalg.eigsh``, ``which="LA"``) runs on the host, from a start
+    vector drawn from ``seed``. The largest algebraic eigenvalue is what the exact path's
+    ``eigvalsh(...)[-1]`` and R-DARTS's ``max(eigvals(H))`` report (power iteration would find the
+    eigenvalue of largest magnitude, which can be a negative one).
+    """
+    import numpy as np
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64).reshape(-1)).to(device)
+        return hvp(x).detach().cpu().numpy()
+
+    start = np.random.default_rng(seed).standard_normal(dim)
+    operator = LinearOperator((dim, dim), matvec=matvec, dtype=np.float64)
+    values = eigsh(operator, k=1, which="LA", v0=start, tol=1e-10, return_eigenvectors=False)
+    return float(values[0])
 
 
 def dominant_eigenvalue(
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
     alphas: torch.Tensor,
     softmax_groups: Sequence[int] | None = None,
+    weight_decay: float = 0.0,
 ) -> Eigen:
-    """The dominant eigenvalue of the loss Hessian in the alphas (exact when small).
+    """The largest eigenvalue of the Hessian of ``loss_fn(a) + weight_decay / 2 * ||a||^2`` in the alphas.
 
-    ``softmax_groups``: the loss sees the flattened alphas only through a softmax within each
-    group of these sizes, so the Hessian is built in :func:`softmax_basis` (the eigenvalues
-    left out are exactly 0).
+    Exact up to :data:`EXACT_LIMIT` alphas, else by Lanczos iteration (:func:`largest_eigenvalue`)
+    on Hessian-vector products on the alphas' device. ``softmax_groups``: the loss sees the
+    flattened alphas only through a softmax within each group of these sizes, so the loss
+    Hessian is built in :func:`softmax_basis`; the directions left out have curvature exactly ``weight_decay``.
+    ``weight_decay`` is the arch optimiser's L2 term (Adam's ``weight_decay`` adds
+    ``weight_decay * a`` to the gradient), which R-DARTS adds to the Hessian it decides on
+    (``automl/RobustDARTS``, ``src/search/analyze.py``, ``_hessian``: ``grad + self.weight_decay * inp``).
     """
     if alphas.numel() <= EXACT_LIMIT:
         basis = softmax_basis(softmax_groups) if softmax_groups else None
         values = torch.linalg.eigvalsh(alpha_hessian(loss_fn, alphas, basis))
         top = float(values[-1])
-        return Eigen(max(top, 0.0) if softmax_groups else top, "exact")
+        return Eigen((max(top, 0.0) if softmax_groups else top) + weight_decay, "exact")
     a = alphas.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(loss_fn(a), [a], create_graph=True, allow_unused=True)
     if grad is None or not grad.requires_grad:
-        return Eigen(0.0, "power")
+        return Eigen(weight_decay, "lanczos")
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
         vec = v.to(grad.dtype).reshape(grad.shape)
         (out,) = torch.autograd.grad(grad, [a], grad_outputs=vec, retain_graph=True)
-        return out.reshape(-1).double()
+        return out.reshape(-1).double() + weight_decay * v
 
-    return Eigen(power_iteration(hvp, a.numel()), "power")
+    return Eigen(largest_eigenvalue(hvp, a.numel(), device=a.device), "lanczos")
 
 
 @contextmanager
@@ -130,3 +140,14 @@ def frozen_bn_stats(net: nn.Module) -> Iterator[None]:
         with torch.no_grad():
             for name, buf in net.named_buffers():
                 buf.copy_(saved[name])
+
+
+@contextmanager
+def eval_mode(net: nn.Module) -> Iterator[None]:
+    """Run ``net`` in eval mode (BN with running statistics where it keeps them, no drop path)."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield
+    finally:
+        net.train(was_training)

@@ -30,7 +30,7 @@ import torch
 
 from nasbench_harness.errors import TrainingError
 from nasbench_harness.methods.base import Batch, Component, SearchState
-from nasbench_harness.methods.components.hessian import frozen_bn_stats
+from nasbench_harness.methods.components.hessian import eval_mode
 from nasbench_harness.methods.components.regularizers import LinearSchedule, groups_of
 
 
@@ -63,7 +63,7 @@ class PGDResult:
     loss_after: float
     """Loss at the final PGD iterate."""
     kept: bool
-    """True when the final iterate raised the loss (``weights`` is it), else ``weights`` is unperturbed."""
+    """True unless the final iterate lowered the loss (then ``weights`` is unperturbed), as SDARTS."""
 
 
 def pgd_perturbation(
@@ -78,9 +78,11 @@ def pgd_perturbation(
 
     Start at ``weights + U[-eps, eps]`` (``random_start``), then ``steps`` times:
     ``w <- w + (2 eps / steps) * sign(grad_w loss)``, project onto the L-inf ball of radius
-    ``eps`` around ``weights``, then :func:`clip_to_simplex`. The final iterate is kept only if
-    its loss is strictly above the unperturbed loss; otherwise the unperturbed weights are
-    returned (zero perturbation). Random numbers come from torch's global generator.
+    ``eps`` around ``weights``, then :func:`clip_to_simplex`. The final iterate is kept unless
+    its loss is below the unperturbed loss (then the unperturbed weights are returned: zero
+    perturbation), as SDARTS's code (``xiangning-chen/SmoothDARTS``, ``attacker/perturb.py``,
+    ``Linf_PGD_alpha`` lines 38-42: restore only ``if loss_before > loss_after``). Random numbers
+    come from torch's global generator.
     """
     base = weights.detach()
     with torch.no_grad():
@@ -98,7 +100,7 @@ def pgd_perturbation(
     w = w.detach()
     with torch.no_grad():
         after = float(loss_fn(w))
-    kept = after > before
+    kept = not before > after
     return PGDResult(w if kept else base, before, after, kept)
 
 
@@ -131,14 +133,15 @@ class AdversarialPerturbation(Component):
     """SDARTS-ADV: the weight step trains under the :func:`pgd_perturbation` of its mixing weights.
 
     The attack ascends ``state.loss(batch, weights, "weights")`` on the current search-train
-    batch (``state.batch``, set by the loop before the weight step). Its forward passes run in
-    training mode (batch statistics, as the weight step itself) inside ``frozen_bn_stats``, so
-    BN running statistics move only once per step, in the weight step's own forward, as in
-    DARTS. (The official code runs the attack in eval mode instead; in training mode the attack
-    ascends the very loss the weight step then descends.)
+    batch (``state.batch``, set by the loop before the weight step) with the network in eval
+    mode, as SDARTS's code (``attacker/perturb.py``, ``Linf_PGD_alpha`` lines 12-14 and 43-44:
+    ``model.eval()`` for the attack, ``model.train()`` after it): BN layers that keep running
+    statistics normalise with them (NB201's stem, residual blocks and head; the search cells
+    too with ``model.bn_track_running_stats=true``, SDARTS's NB201 setting; with the default
+    ``false`` the cells normalise with batch statistics in both modes), and no statistic moves.
 
     Columns: ``sdarts_eps`` (eps of the epoch just trained) and ``sdarts_adv_kept`` (fraction
-    of that epoch's weight steps whose perturbation raised the loss and was used).
+    of that epoch's weight steps whose perturbation did not lower the loss and was used).
     """
 
     name = "adversarial-perturbation"
@@ -163,7 +166,7 @@ class AdversarialPerturbation(Component):
         def loss_fn(w: torch.Tensor) -> torch.Tensor:
             return state.loss(batch, w, "weights")[0]
 
-        with frozen_bn_stats(state.net):
+        with eval_mode(state.net):
             result = pgd_perturbation(
                 loss_fn, weights, state.space.group_sizes, self.eps.at(state.progress), self.steps
             )
