@@ -18,10 +18,14 @@ order), the output weights (B + 1: cell input, block 1..B), then the input weigh
 block with a choice (node n: n values over nodes 0..n-1). Each group is a softmax in DARTS.
 
 Arranged for speed, with the same function: the B + 1 input projections run as one 1x1
-convolution (BN is per channel), and the op weights of the convolutions fold into BN's affine
-parameters (``w * relu(bn(y)) = relu(w * bn(y))`` for the non-negative weights every method
-passes). BN momentum is PyTorch's 0.1; the authors pass TensorFlow's 0.997 as PyTorch momentum,
-which makes their running statistics nearly the last batch's (training is unaffected).
+convolution (BN is per channel), and, when no gradient flows to the mixing weights (the weight
+step, evaluations), the weights of the conv-BN-ReLU terms fold into BN's affine parameters
+(``w * relu(bn(y)) = relu(w * bn(y))`` for the non-negative weights every method passes; the
+network weights' gradients are the same too). When the weights need a gradient (the arch step,
+Hessians, adversarial perturbations) the terms are ``w * relu(bn(y))`` as the authors compute
+them, since the folded form's derivative in ``w`` is 0 at ``w = 0`` where the authors' is
+``<grad, relu(bn(y))>``: a sampled one-hot or a clipped zero weight would never move.
+BN momentum is PyTorch's 0.1; the authors pass TensorFlow's 0.997 as PyTorch momentum, which makes their running statistics nearly the last batch's (training is unaffected).
 
 Options for methods (defaults change nothing):
 
@@ -220,35 +224,58 @@ class NB1Shot1SearchCell(nn.Module):
         self.conv1 = nn.ModuleList(_ConvBNReLU(c_op, c_op, 1, track_running_stats) for _ in range(b))
 
     def forward(
-        self, s0: torch.Tensor, w: Weights, mask: Mask | None, batch_stats: bool, drop_prob: float = 0.0
+        self,
+        s0: torch.Tensor,
+        w: Weights,
+        mask: Mask | None,
+        batch_stats: bool,
+        drop_prob: float = 0.0,
+        fold: bool = True,
     ) -> torch.Tensor:
-        """The cell's output; ``drop_prob`` > 0 drops each block's mixed op per sample (module doc)."""
+        """The cell's output; ``drop_prob`` > 0 drops each block's mixed op per sample (module doc).
+
+        ``fold``: the weights of the conv-BN-ReLU terms scale BN's affine parameters (exact for
+        weights >= 0 except for the weights' own gradient at 0); else every term is
+        ``w * relu(bn(conv(x)))`` as the authors compute it.
+        """
         c, b = self.channels, self.layout.blocks
         dropped = drop_path_masks(s0, b, drop_prob) if drop_prob > 0.0 else None
-        # The weights of the projected input (into each block, and into the output) scale the
-        # projections' BN; one split, whose backward is one concatenation, hands out the parts.
-        one = w.output.new_ones(())
-        scale = torch.cat([(one if in_w is None else in_w[0]).expand(c) for in_w in w.inputs])
+        scale = None
+        if fold:  # the projected input's weight (into each block) scales the projection's BN
+            one = w.output.new_ones(())
+            scale = torch.cat([(one if in_w is None else in_w[0]).expand(c) for in_w in w.inputs])
+        # one split, whose backward is one concatenation, hands out the B block inputs
         block_inputs = split_channels(self.projection(s0, scale, batch_stats), [c] * b)
         states: list[torch.Tensor] = []
         for i in range(b):
             in_w = w.inputs[i]
             keep = mask.inputs[i] if mask is not None and mask.inputs[i] is not None else None
             terms: list[Term] = [
-                (t, None if in_w is None or k == 0 else in_w[k])
+                (t, None if in_w is None or (k == 0 and fold) else in_w[k])
                 for k, t in enumerate([block_inputs[i], *states])
                 if keep is None or keep[k]
             ]
             x = weighted_sum(terms, block_inputs[i])
-            states.append(self._mixed_op(i, x, w, mask, batch_stats, None if dropped is None else dropped[i]))
+            block_keep = None if dropped is None else dropped[i]
+            states.append(self._mixed_op(i, x, w, mask, batch_stats, block_keep, fold))
         out_scale = w.output[1:].repeat_interleave(c).view(1, -1, 1, 1)
         if mask is not None and not mask.output[0]:
             return torch.cat(states, dim=1) * out_scale
-        to_output = self.out_projection(s0, w.output[0], batch_stats)
+        if fold:
+            to_output = self.out_projection(s0, w.output[0], batch_stats)
+        else:
+            to_output = self.out_projection(s0, None, batch_stats) * w.output[0]
         return torch.addcmul(to_output, torch.cat(states, dim=1), out_scale)
 
     def _mixed_op(
-        self, i: int, x: torch.Tensor, w: Weights, mask: Mask | None, batch_stats: bool, keep: torch.Tensor | None
+        self,
+        i: int,
+        x: torch.Tensor,
+        w: Weights,
+        mask: Mask | None,
+        batch_stats: bool,
+        keep: torch.Tensor | None,
+        fold: bool,
     ) -> torch.Tensor:
         """Block i's mixed op on ``x``; ``keep`` (B, 1, 1, 1): the drop-path mask, None: no dropping."""
         k = self.partial_channels
@@ -258,10 +285,9 @@ class NB1Shot1SearchCell(nn.Module):
             x, rest = x[:, :part], x[:, part:]
         use = mask.ops[i] if mask is not None else (True, True, True)
         op_terms: list[Term] = []
-        if use[CONV3]:
-            op_terms.append((self.conv3[i](x, w.ops[i, CONV3], batch_stats), keep))
-        if use[CONV1]:
-            op_terms.append((self.conv1[i](x, w.ops[i, CONV1], batch_stats), keep))
+        for op, convs in ((CONV3, self.conv3), (CONV1, self.conv1)):
+            if use[op]:
+                op_terms.append(_conv_term(convs[i], x, w.ops[i, op], keep, batch_stats, fold))
         if use[POOL]:
             op_terms.append(
                 (F.max_pool2d(x, 3, stride=1, padding=1), w.ops[i, POOL] if keep is None else w.ops[i, POOL] * keep)
@@ -270,6 +296,15 @@ class NB1Shot1SearchCell(nn.Module):
         if rest is None:
             return mixed
         return shuffle_cat(mixed, rest if keep is None else rest * keep, k)
+
+
+def _conv_term(
+    module: _ConvBNReLU, x: torch.Tensor, weight: torch.Tensor, keep: torch.Tensor | None, batch_stats: bool, fold: bool
+) -> Term:
+    """A conv op's term of a mixed op: its weight folded into BN, or applied to its output."""
+    if fold:
+        return module(x, weight, batch_stats), keep
+    return module(x, None, batch_stats), weight if keep is None else weight * keep
 
 
 class NB1Shot1SearchNet(nn.Module):
@@ -328,9 +363,13 @@ class NB1Shot1SearchNet(nn.Module):
         w = self.layout.split(weights)
         check_drop_prob(drop_prob)
         drop = drop_prob if self.training else 0.0
+        # Folding a weight into BN before the ReLU makes its own gradient 0 where it is exactly 0
+        # (relu(0 * z) is flat in the weight; the reference's w * relu(z) is not). So the weights
+        # fold only when no gradient flows to them: the weight step and every evaluation.
+        fold = not (weights.requires_grad and torch.is_grad_enabled())
         out = self.stem(x)
         for i, cell in enumerate(self.cells):
             if i in self.downsample_at:
                 out = F.max_pool2d(out, 2, stride=2, padding=1)
-            out = cell(out, w, mask, batch_stats, drop)
+            out = cell(out, w, mask, batch_stats, drop, fold)
         return self.classifier(self.post(out).mean(dim=(2, 3)))
