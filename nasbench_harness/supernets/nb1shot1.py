@@ -25,7 +25,8 @@ network weights' gradients are the same too). When the weights need a gradient (
 Hessians, adversarial perturbations) the terms are ``w * relu(bn(y))`` as the authors compute
 them, since the folded form's derivative in ``w`` is 0 at ``w = 0`` where the authors' is
 ``<grad, relu(bn(y))>``: a sampled one-hot or a clipped zero weight would never move.
-BN momentum is PyTorch's 0.1; the authors pass TensorFlow's 0.997 as PyTorch momentum, which makes their running statistics nearly the last batch's (training is unaffected).
+BN momentum is PyTorch's 0.1; the authors pass TensorFlow's 0.997 as PyTorch momentum, which
+makes their running statistics nearly the last batch's (training is unaffected).
 
 Options for methods (defaults change nothing):
 
