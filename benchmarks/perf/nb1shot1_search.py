@@ -17,6 +17,10 @@ The peer is the authors' code, which is not on PyPI: point ``NB1SHOT1_PEER`` at 
 ``genotypes.py``). Its import of the TensorFlow-based NB101 API is stubbed (only the class
 ``SearchSpace1`` is used, for a type test), and its ``.cuda()`` calls are no-ops on a CPU.
 
+Before/after a change: ``NBH_BASELINE_TREE=/path/to/another/checkout`` adds the candidate
+"nasbench-harness baseline", the same step run from that tree's package (its worker imports
+``nasbench_harness`` from there), measured side by side with this tree in the same rounds.
+
 Usage: NB1SHOT1_PEER=/path/to/nasbench-1shot1 python benchmarks/perf/nb1shot1_search.py
 """
 
@@ -173,12 +177,13 @@ def training_gflop_per_image(net: nn.Module, weights: torch.Tensor) -> float:
 
 
 CANDIDATES = ("authors contiguous", "authors channels_last", "nasbench-harness", "our convolutions alone")
+BASELINE = "nasbench-harness baseline"
 
 
 def build(name: str, darts: bool, peer_path: str) -> Step:
     """The step function of one candidate, on the shared random batches."""
     data = batches()
-    if name == "nasbench-harness":
+    if name in ("nasbench-harness", BASELINE):
         return ours(data, darts)[0]
     if name == "our convolutions alone":
         return convolutions_alone(data)
@@ -204,6 +209,14 @@ def worker(name: str, darts: bool, peer_path: str) -> None:
         print(time.perf_counter() - started, flush=True)
 
 
+def _worker_env(name: str) -> dict[str, str]:
+    """The baseline candidate imports nasbench_harness from ``NBH_BASELINE_TREE``."""
+    env = dict(os.environ)
+    if name == BASELINE:
+        env["PYTHONPATH"] = os.pathsep.join([os.environ["NBH_BASELINE_TREE"], env.get("PYTHONPATH", "")])
+    return env
+
+
 def measure(candidates: tuple[str, ...], darts: bool, rounds: int, steps: int, peer_path: str) -> dict[str, float]:
     """Median images/s of each candidate over interleaved rounds.
 
@@ -217,6 +230,7 @@ def measure(candidates: tuple[str, ...], darts: bool, rounds: int, steps: int, p
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=_worker_env(name),
         )
         for name in candidates
     }
@@ -262,8 +276,10 @@ def main() -> None:
     limit = peak / gflop
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training step {gflop:.2f} GFLOP/image")
     print(f"{how}: compute limit ~{limit:.0f} img/s")
+    extra = (BASELINE,) if os.environ.get("NBH_BASELINE_TREE") else ()
     for title, darts in (("weight step", False), ("first-order DARTS iteration", True)):
         candidates = CANDIDATES if not darts else CANDIDATES[:-1]  # our convolutions alone: weight step only
+        candidates = candidates + extra
         rates = measure(candidates, darts, args.rounds, args.steps, args.peer)
         print(f"\n## {title} (train img/s, median of {args.rounds} interleaved rounds of {args.steps} steps)")
         print("| candidate | img/s | vs authors channels_last | of compute limit |")
