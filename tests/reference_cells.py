@@ -101,3 +101,32 @@ def nb1shot1_reference_cell(
         states.append(mixed if keep is None else keep[i] * mixed)
     weighted = [w.output[j + 1] * s for j, s in enumerate(states)]
     return w.output[0] * full[:, b * c :] + torch.cat(weighted, dim=1)
+
+
+def nb201_gdas_reference_cell(cell: Any, x: torch.Tensor, hardwts: torch.Tensor) -> torch.Tensor:
+    """AutoDL's ``NAS201SearchCell.forward_gdas`` on our cell's parameters: on every edge the sampled
+    (argmax) op times its weight, plus every other op's weight as a constant."""
+    nodes = [x]
+    for target in range(1, 4):
+        total: Any = 0.0
+        for e, (src, dst) in enumerate(EDGES):
+            if dst != target:
+                continue
+            h, chosen = nodes[src], int(hardwts[e].detach().argmax())
+            total = total + _nb201_op(cell, h, src, e, chosen) * hardwts[e, chosen]
+            total = total + sum(hardwts[e, k] for k in range(hardwts.shape[1]) if k != chosen)
+        nodes.append(total)
+    return nodes[-1]
+
+
+def _nb201_op(cell: Any, h: torch.Tensor, src: int, e: int, op: int) -> torch.Tensor:
+    """NB201 op ``op`` of edge ``e`` (leaving node ``src``) on ``h``, with our cell's parameters."""
+    c, j = h.shape[1], OUT_EDGES[src].index(e)
+    if op == SKIP:
+        return h
+    if op == POOL:
+        return F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
+    if op in (CONV1, CONV3):
+        conv = (cell.conv1 if op == CONV1 else cell.conv3)[src].conv.weight[j * c : (j + 1) * c]
+        return F.batch_norm(F.conv2d(F.relu(h), conv, padding=1 if op == CONV3 else 0), None, None, training=True)
+    return torch.zeros_like(h)  # none

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_cells import nb201_gdas_reference_cell
 from scipy.special import digamma, gammaln
 
 from nasbench_harness.data import synthetic_search_data
@@ -28,6 +29,7 @@ from nasbench_harness.methods.config import build_config
 from nasbench_harness.methods.loop import build_state
 from nasbench_harness.methods.registry import make_method
 from nasbench_harness.methods.run import run_search
+from nasbench_harness.supernets.nb201 import NB201SearchCell, as_mask, masked_constants
 from nasbench_harness.tracking import read_alphas, read_trajectory
 
 MODELS = {"nb201": {"channels": 4, "cells_per_stage": 1}, "nb1shot1-1": {"channels": 4, "num_cells": 3}}
@@ -133,20 +135,68 @@ def test_gdas_on_nb1shot1_samples_the_ops_and_leaves_inputs_and_outputs_soft() -
         assert _is_one_hot(got) if name.startswith("ops") else torch.equal(got, want), name
 
 
-def test_gdas_skip_unsampled_masks_only_the_weight_step_and_keeps_the_loss() -> None:
-    state = _state("gdas", skip_unsampled=True)
-    weights = state.mixing(phase="weights").detach()
+@pytest.mark.parametrize("space", ["nb201", "nb1shot1-1"])
+def test_gdas_computes_only_the_sampled_ops_in_both_steps_by_default(space: str) -> None:
+    state = _state("gdas", space)
     (sampler,) = state.method.components
-    mask = sampler.forward_options(state, "weights")["mask"]
-    assert torch.equal(mask, weights != 0)
-    assert sampler.forward_options(state, "arch") == {}
-    state.step += 1  # a later step never reuses the mask
-    assert sampler.forward_options(state, "weights") == {}
-    state.step -= 1
+    for phase in ("arch", "weights"):
+        weights = state.mixing(phase=phase).detach()
+        options = sampler.forward_options(state, phase)
+        assert _same_options(options, weights, state)
+        assert sampler.forward_options(state, "eval") == {}
+        state.step += 1  # a later step never reuses the options
+        assert sampler.forward_options(state, phase) == {}
+        state.step -= 1
+    exact = _state("gdas", space, gradient="straight-through")
+    exact.mixing(phase="arch")
+    assert exact.method.components[0].forward_options(exact, "arch") == {}
+
+
+def _same_options(options: dict[str, Any], weights: torch.Tensor, state: SearchState) -> bool:
+    expected = state.space.sampled_ops_forward(weights)
+    if set(options) != set(expected):
+        return False
+    return all(
+        torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+        for a, b in ((options[k], expected[k]) for k in options)
+    )
+
+
+def test_gdas_reference_forward_on_nb201_is_autodls_forward_gdas() -> None:
+    """Same value as every op computed (the constants are 0), and AutoDL's gradient: an unsampled
+    op's weight gets the sum of its node's gradient, not <grad, op(x)>."""
+    torch.manual_seed(0)
+    cell = NB201SearchCell(4).double().train()
+    x = torch.randn(4, 4, 6, 6, dtype=torch.float64)
+    alphas = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    probs = torch.softmax(alphas, -1)
+    hard = straight_through(probs)
+    mask = as_mask(hard.detach() != 0)
+    ours = cell(x, hard, mask, False, 0.0, masked_constants(hard, mask))
+    ref = nb201_gdas_reference_cell(cell, x, hard)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(ours, cell(x, hard, None, False))
+    probe = torch.randn_like(ours)
+    (g_ours,) = torch.autograd.grad((ours * probe).sum(), [alphas], retain_graph=True)
+    (g_ref,) = torch.autograd.grad((ref * probe).sum(), [alphas], retain_graph=True)
+    torch.testing.assert_close(g_ours, g_ref)
+    (g_exact,) = torch.autograd.grad((cell(x, hard, None, False) * probe).sum(), [alphas])
+    assert not torch.allclose(g_ours, g_exact)  # the straight-through option's gradient differs
+
+
+def test_gdas_reference_forward_on_nb1shot1_leaves_unsampled_ops_without_gradient() -> None:
+    """The NB-1Shot1 authors' MixedOpGDAS computes only the ops of nonzero weight."""
+    state = _state("gdas", "nb1shot1-1")
+    torch.manual_seed(0)
+    weights = state.mixing(phase="arch")
+    options = state.method.components[0].forward_options(state, "arch")
     x, _ = _batch(1)
-    state.net.eval()
+    (grad,) = torch.autograd.grad(state.net(x, weights, **options).sum(), [weights])
+    ops = state.space.layout.split(weights.detach()).ops
+    op_grads = state.space.layout.split(grad).ops
+    assert bool((op_grads[ops == 0] == 0).all()) and bool((op_grads[ops == 1] != 0).all())
     with torch.no_grad():
-        assert torch.allclose(state.forward(x, weights, "weights"), state.net(x, weights), atol=1e-5)
+        torch.testing.assert_close(state.net(x, weights, **options), state.net(x, weights))
 
 
 def test_gdas_argmax_eval_mixing_is_the_one_hot_of_the_alphas() -> None:

@@ -63,7 +63,10 @@ class GDASOptions(Options):
     eval_mixing: Literal["softmax", "argmax"] = Field(
         "softmax", description="end-of-epoch supernet: softmax(alpha) or one-hot argmax"
     )
-    skip_unsampled: bool = Field(False, description="weight step computes only the sampled ops (faster)")
+    gradient: Literal["reference", "straight-through"] = Field(
+        "reference",
+        description="reference: compute only the sampled ops, as GDAS's code; straight-through: every op",
+    )
 
 
 class SNASOptions(Options):
@@ -113,12 +116,17 @@ def gdas(options: dict[str, Any]) -> Method:
     (``eval_mixing="softmax"``, default; deterministic, and the supernet-to-final-net gap stays
     informative), or ``one_hot(argmax alpha)`` (``"argmax"``, the final net's weights).
 
-    Differences from GDAS's code: it computes only the sampled op, so an unsampled op's weight
-    gets the gradient of a constant added to the node, not ``<grad, op(x)>``; here every op runs
-    in the arch step and the gradient is the exact straight-through one. ``skip_unsampled=True``
-    skips unsampled ops in the weight step (same loss; but their parameters then miss SGD's
-    weight decay and momentum, as in GDAS's code), default off so the weights equal the full
-    computation's. On the tracked eigenvalue see the module notes.
+    Forward (``gradient="reference"``, default): as GDAS's code, the supernet computes only the
+    sampled op in both steps. On NB201 the other ops' (zero) hard weights are added to their
+    edge as constants (``D-X-Y/AutoDL-Projects``, ``xautodl/models/cell_searchs/search_cells.py``,
+    ``forward_gdas``), so an unsampled op's alpha moves by the sum of its node's gradient, not by
+    ``<grad, op(x)>``; on NB-1Shot1 the authors' ``MixedOpGDAS`` computes the nonzero-weight ops
+    only, so unsampled ops' alphas get no gradient from the loss. The step costs about one op per
+    edge instead of four (``benchmarks/perf/gdas_step.py``). ``gradient="straight-through"``
+    computes every op, giving the exact straight-through gradient ``<grad, op(x)>`` of every
+    weight (not what the paper ran). Either way, ops not computed get no weight gradient, so SGD
+    skips their weight decay and momentum that step. On the tracked eigenvalue see the module
+    notes.
 
     Trajectory column: ``gdas_tau``, the temperature of the epoch.
     """
@@ -128,7 +136,7 @@ def gdas(options: dict[str, Any]) -> Method:
         only_ops=True,
         soft=opts.soft,
         eval_mixing=opts.eval_mixing,
-        skip_unsampled=opts.skip_unsampled,
+        gradient=opts.gradient,
     )
     return Method(name="gdas", arch_step=FirstOrderStep(), components=[sampler])
 

@@ -39,6 +39,7 @@ class SearchSpaceAdapter(Protocol):
     def score_columns(self, bench: Any, genotype: Any, dataset: str) -> dict[str, Any]: ...
     def alpha_rows(self, epoch: int, alphas: torch.Tensor, weights: torch.Tensor) -> list[dict[str, Any]]: ...
     def sample_with_truth(self, bench: Any, n: int, seed: int, dataset: str) -> list[tuple[Any, float]]: ...
+    def sampled_ops_forward(self, weights: torch.Tensor) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -100,6 +101,14 @@ class NB201Space:
         known = np.flatnonzero(np.isfinite(values))
         picked = np.random.default_rng(seed).choice(known, size=min(n, len(known)), replace=False)
         return [(NB201Genotype.from_index(int(i)), 100.0 - float(values[i])) for i in picked]
+
+    def sampled_ops_forward(self, weights: torch.Tensor) -> dict[str, Any]:
+        """Forward options that compute a one-hot sample as GDAS's NB201 code does
+        (``D-X-Y/AutoDL-Projects``, ``xautodl/models/cell_searchs/search_cells.py``,
+        ``NAS201SearchCell.forward_gdas``, lines 72-86): on each edge only the sampled op, and every
+        other op's (zero) weight added to the edge's output as a constant, so that weight's
+        gradient is the sum of the node's gradient."""
+        return {"mask": weights.detach() != 0, "masked_as_constants": True}
 
     def alpha_rows(self, epoch: int, alphas: torch.Tensor, weights: torch.Tensor) -> list[dict[str, Any]]:
         from nasbench_harness.spaces.nb201 import EDGES, OPS
@@ -221,6 +230,22 @@ class NB1Shot1Space:
             if s.in_benchmark:
                 out.append((genotype, 100.0 * (1.0 - s.validation_accuracy)))
         return out
+
+    def sampled_ops_forward(self, weights: torch.Tensor) -> dict[str, Any]:
+        """Forward options that compute a sample as the NB-1Shot1 authors' GDAS does
+        (``automl/nasbench-1shot1``, ``optimizers/gdas/model_search.py``, ``MixedOpGDAS.forward``,
+        lines 16-27): in each block only the ops of nonzero weight (the sampled one), so the others'
+        weights get no gradient; every input and output edge is kept."""
+        from nasbench_harness.supernets.nb1shot1 import Mask
+
+        w = self.layout.split(weights.detach())
+        return {
+            "mask": Mask(
+                ops=tuple(tuple(bool(v) for v in row) for row in (w.ops != 0).cpu()),
+                output=(True,) * w.output.numel(),
+                inputs=tuple(None if t is None else (True,) * t.numel() for t in w.inputs),
+            )
+        }
 
     def alpha_rows(self, epoch: int, alphas: torch.Tensor, weights: torch.Tensor) -> list[dict[str, Any]]:
         from nasbench_harness.spaces.nb101 import OPS

@@ -89,9 +89,18 @@ class NB201SearchCell(nn.Module):
         self.conv1 = nn.ModuleList(StackedConvBN(channels, len(out), 1, track_running_stats) for out in OUT_EDGES)
 
     def forward(
-        self, x: torch.Tensor, weights: torch.Tensor, mask: Mask | None, batch_stats: bool, drop_prob: float = 0.0
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor,
+        mask: Mask | None,
+        batch_stats: bool,
+        drop_prob: float = 0.0,
+        edge_constants: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The cell's output node; ``drop_prob`` > 0 drops each edge per sample (see the module doc)."""
+        """The cell's output node; ``drop_prob`` > 0 drops each edge per sample (see the module doc).
+
+        ``edge_constants`` (6,): a value added to each edge's output (GDAS's masked-out weights).
+        """
         keep = drop_path_masks(x, NUM_EDGES, drop_prob) if drop_prob > 0.0 else None
         incoming: list[list[Term]] = [[] for _ in range(NUM_NODES)]
         nodes = [x]
@@ -101,7 +110,10 @@ class NB201SearchCell(nn.Module):
             for k, e in enumerate(out):
                 edge_keep = None if keep is None else keep[e]
                 append_edge_terms(incoming[EDGES[e][1]], uses[k], k, h, y1, y3, pooled, weights[e], edge_keep)
-            nodes.append(weighted_sum(incoming[src + 1], x))
+            node = weighted_sum(incoming[src + 1], x)
+            if edge_constants is not None:
+                node = node + node_constant(edge_constants, src + 1, keep)
+            nodes.append(node)
         return nodes[-1]
 
 
@@ -157,6 +169,20 @@ def append_edge_terms(
         terms.append((pooled, w[POOL] if keep is None else w[POOL] * keep))  # type: ignore[arg-type]
 
 
+def node_constant(edge_constants: torch.Tensor, node: int, keep: torch.Tensor | None) -> torch.Tensor:
+    """The sum of ``edge_constants`` over the edges entering ``node``, each scaled by its drop-path mask."""
+    entering = [e for e, (_, dst) in enumerate(EDGES) if dst == node]
+    if keep is None:
+        return edge_constants[entering].sum()
+    return sum((edge_constants[e] * keep[e] for e in entering[1:]), edge_constants[entering[0]] * keep[entering[0]])
+
+
+def masked_constants(weights: torch.Tensor, mask: Mask) -> torch.Tensor:
+    """Per edge (and per cell, for per-cell weights), the sum of the weights of the ops ``mask`` leaves out."""
+    left_out = torch.tensor([[not used for used in row] for row in mask], device=weights.device)
+    return (weights * left_out).sum(-1)
+
+
 ALL_BUT_NONE = (False, True, True, True, True)
 """The ops computed on an edge without a mask: every op but `none`, whose output is zero."""
 
@@ -210,27 +236,35 @@ class NB201SearchNet(nn.Module):
         mask: torch.Tensor | Mask | None = None,
         batch_stats: bool = False,
         drop_prob: float = 0.0,
+        masked_as_constants: bool = False,
     ) -> torch.Tensor:
         """Logits for ``x`` under mixing ``weights``.
 
         ``mask`` (6, 5) bool, optional, names the (edge, op) pairs to compute; the rest are
-        skipped (a final net passes its one-hot choice). ``batch_stats`` makes the search cells
-        normalise with batch statistics even in eval mode (used for final nets, whose
-        activations differ from the supernet's running statistics). ``drop_prob`` in [0, 1):
-        ScheduledDropPath's probability of dropping an edge for a sample, in training mode only
-        (eval mode or 0: no dropping, the same computation as without it).
+        skipped (a final net passes its one-hot choice). ``masked_as_constants``: each skipped
+        op's weight is added to its edge's output as a constant instead (GDAS's ``forward_gdas``:
+        0 for a one-hot sample, whose gradient in that weight is the sum of the node's gradient).
+        ``batch_stats`` makes the search cells normalise with batch statistics even in eval mode
+        (used for final nets, whose activations differ from the supernet's running statistics).
+        ``drop_prob`` in [0, 1): ScheduledDropPath's probability of dropping an edge for a
+        sample, in training mode only (eval mode or 0: no dropping, the same computation as
+        without it).
         """
         per_cell = self._check_weights(weights)
         check_drop_prob(drop_prob)
         drop = drop_prob if self.training else 0.0
         mask = as_mask(mask)
+        constants = masked_constants(weights, mask) if masked_as_constants and mask is not None else None
         out = self.stem(x)
         cell = 0
         for layer in self.layers:
             if isinstance(layer, ResNetBasicBlock):
                 out = layer(out)
             else:
-                out = self.run_cell(layer, out, weights[cell] if per_cell else weights, mask, batch_stats, drop)
+                w, c = weights, constants
+                if per_cell:
+                    w, c = weights[cell], None if constants is None else constants[cell]
+                out = self.run_cell(layer, out, w, mask, batch_stats, drop, c)
                 cell += 1
         return self.head(out)
 
@@ -242,9 +276,10 @@ class NB201SearchNet(nn.Module):
         mask: Mask | None,
         batch_stats: bool,
         drop_prob: float,
+        edge_constants: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One search cell's output (a subclass with other cells passes what they need)."""
-        return cell(x, weights, mask, batch_stats, drop_prob)
+        return cell(x, weights, mask, batch_stats, drop_prob, edge_constants)
 
     def _check_weights(self, weights: torch.Tensor) -> bool:
         return weights_per_cell(weights, self.num_cells)

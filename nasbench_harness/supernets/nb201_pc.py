@@ -129,7 +129,10 @@ class PCNB201SearchNet(NB201SearchNet):
         mask: Mask | None,
         batch_stats: bool,
         drop_prob: float,
+        edge_constants: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if drop_prob > 0:
             raise ConfigError("PC-DARTS's partial-channel cells do not implement drop path; use drop_prob=0")
+        if edge_constants is not None:
+            raise ConfigError("PC-DARTS's partial-channel cells do not implement masked_as_constants (GDAS's forward)")
         return cell(x, weights, self.edge_weights(), mask, batch_stats)

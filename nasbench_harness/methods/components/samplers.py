@@ -152,12 +152,13 @@ class GumbelSampler(Component):
     ``softmax(alpha)`` (``eval_mixing="softmax"``: the probabilities the one-hot is drawn
     with, its mean) or the one-hot of ``argmax(alpha)`` in the sampled groups (``"argmax"``).
 
-    ``skip_unsampled``: the weight step's supernet forward gets a ``mask`` that skips the ops
-    the one-hot sample gave weight 0. The loss and the gradients of the computed ops are
-    unchanged, but ops not computed at all get no gradient, so SGD skips their weight decay and
-    momentum that step (as GDAS's own code, which computes only the sampled op): the weights
-    differ from the unmasked run. Never used in the arch step (the straight-through gradient of
-    an unsampled op's weight needs that op's output).
+    ``gradient="reference"``: in both phases the supernet computes a sample as the space's GDAS
+    code does (the adapter's ``sampled_ops_forward``: NB201, only the sampled op per edge and the
+    others' weights added as constants; NB-1Shot1, only the sampled ops). The arch step's
+    gradient is then the published method's (an unsampled op's weight gets the sum of its node's
+    gradient on NB201, nothing on NB-1Shot1), and ops not computed get no weight gradient, so SGD
+    skips their weight decay and momentum that step, as in GDAS's code. ``"straight-through"``:
+    every op is computed; an unsampled weight gets the exact straight-through ``<grad, op(x)>``.
 
     Column ``gdas_tau``: the temperature of the epoch.
     """
@@ -170,12 +171,12 @@ class GumbelSampler(Component):
         only_ops: bool = True,
         soft: str = "gumbel",
         eval_mixing: str = "softmax",
-        skip_unsampled: bool = False,
+        gradient: str = "reference",
     ) -> None:
         self.tau, self.only_ops, self.soft = tau, only_ops, soft
-        self.eval_mixing, self.skip_unsampled = eval_mixing, skip_unsampled
+        self.eval_mixing, self.gradient = eval_mixing, gradient
         self._hard: tuple[bool, ...] = ()
-        self._mask: tuple[tuple[int, int], Any] | None = None
+        self._options: tuple[tuple[str, int, int], dict[str, Any]] | None = None
         self._tau_now: float | None = None
 
     def setup(self, state: SearchState) -> None:
@@ -196,18 +197,18 @@ class GumbelSampler(Component):
         soft = relaxed_sample(alphas, sizes, self.temperature(state))
         other = state.space.softmax(alphas) if self.soft == "softmax" else soft
         weights = _per_group(soft, sizes, hard, straight_through, other)
-        if phase == "weights" and self.skip_unsampled:
-            self._mask = ((state.epoch, state.step), _op_mask(state.space, weights.detach()))
+        if self.gradient == "reference":
+            self._options = ((phase, state.epoch, state.step), state.space.sampled_ops_forward(weights))
         return weights
 
     def forward_options(self, state: SearchState, phase: Phase) -> dict[str, Any]:
-        if phase != "weights" or self._mask is None or self._mask[0] != (state.epoch, state.step):
+        if self._options is None or self._options[0] != (phase, state.epoch, state.step):
             return {}
-        return {"mask": self._mask[1]}
+        return self._options[1]
 
     def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
         self.temperature(state)
-        self._mask = None
+        self._options = None
         return None
 
     def state_columns(self) -> dict[str, float | int | str | None]:
@@ -320,19 +321,3 @@ def _per_group(
     rest = other.reshape(-1).split(list(sizes))
     out = [fn(p.unsqueeze(0)).squeeze(0) if h else r for p, r, h in zip(parts, rest, hard, strict=True)]
     return torch.cat(out).reshape(values.shape)
-
-
-def _op_mask(space: Any, weights: torch.Tensor) -> Any:
-    """The supernet mask computing only the nonzero ops of ``weights`` (NB201: (6, 5) bools;
-    NB-1Shot1: a :class:`~nasbench_harness.supernets.nb1shot1.Mask` keeping every input/output)."""
-    layout = getattr(space, "layout", None)
-    if layout is None:
-        return weights != 0
-    from nasbench_harness.supernets.nb1shot1 import Mask
-
-    w = layout.split(weights)
-    return Mask(
-        ops=tuple(tuple(bool(v) for v in row) for row in (w.ops != 0).cpu()),
-        output=(True,) * w.output.numel(),
-        inputs=tuple(None if t is None else (True,) * t.numel() for t in w.inputs),
-    )
