@@ -132,3 +132,25 @@ def test_standalone_parameter_counts_match_the_table(real_nb201) -> None:  # typ
 def test_standalone_network_runs() -> None:
     net = NB201Network(NB201Genotype.from_index(123), channels=4, cells_per_stage=1, num_classes=10)
     assert net(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+def test_a_mask_computes_only_the_used_edges_of_a_stacked_convolution() -> None:
+    """A GDAS-like mask (some edges of a node use a conv, others not): the values and gradients of
+    computing every op under the masked-out weights set to 0."""
+    torch.manual_seed(0)
+    cell = NB201SearchCell(4).double().train()
+    x = torch.randn(4, 4, 6, 6, dtype=torch.float64)
+    weights = torch.softmax(torch.randn(6, 5, dtype=torch.float64), -1).requires_grad_(True)
+    keep = torch.tensor(
+        [[0, 0, 0, 1, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 1], [0, 0, 0, 1, 0], [0, 0, 1, 0, 0], [1, 0, 0, 0, 0]]
+    )
+    mask = tuple(tuple(bool(v) for v in row) for row in keep)
+    masked = cell(x, weights, mask, False)
+    full = cell(x, weights * keep, None, False)
+    torch.testing.assert_close(masked, full)
+    probe = torch.randn_like(masked)
+    params = [weights, *cell.parameters()]
+    got = torch.autograd.grad((masked * probe).sum(), params, allow_unused=True)  # unused convs: None
+    want = torch.autograd.grad((full * probe).sum(), params)
+    for a, b, p in zip(got, want, params, strict=True):
+        torch.testing.assert_close(torch.zeros_like(p) if a is None else a, b)

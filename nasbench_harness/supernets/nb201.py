@@ -64,20 +64,37 @@ class StackedConvBN(nn.Module):
         else:
             self.running_mean = self.running_var = None
 
-    def forward(self, relu_x: torch.Tensor, edge_weights: torch.Tensor, batch_stats: bool) -> list[torch.Tensor]:
-        """Per-edge outputs ``w_e * BN(conv_e(relu_x))`` for the weights ``edge_weights`` (n_edges,)."""
+    def forward(
+        self, relu_x: torch.Tensor, edge_weights: torch.Tensor, batch_stats: bool, used: list[int] | None = None
+    ) -> list[torch.Tensor | None]:
+        """Per-edge outputs ``w_e * BN(conv_e(relu_x))`` for the weights ``edge_weights`` (n_edges,).
+
+        ``used``: the edges to compute (the others' outputs are None), e.g. a GDAS sample's or a
+        final net's; the rest of the stacked convolution is skipped (BN is per channel). With
+        running statistics kept, every edge is computed, so that the statistics all move.
+        """
+        c, n = self.channels, edge_weights.shape[0]
+        if used is None or len(used) == n or self.track_running_stats:
+            used = list(range(n))
+            weight = self.conv.weight
+        else:
+            weight = torch.cat([self.conv.weight[k * c : (k + 1) * c] for k in used])
+            edge_weights = edge_weights[used]
         use_batch = self.training or batch_stats or not self.track_running_stats
         y = F.batch_norm(
-            self.conv(relu_x),
+            F.conv2d(relu_x, weight, padding=self.conv.padding),
             self.running_mean,
             self.running_var,
-            weight=edge_weights.repeat_interleave(self.channels),
+            weight=edge_weights.repeat_interleave(c),
             bias=None,
             training=use_batch,
             momentum=self.momentum if self.training else 0.0,  # evaluation never moves the statistics
             eps=BN_EPS,
         )
-        return [y] if y.shape[1] == self.channels else list(y.split(self.channels, dim=1))
+        outputs: list[torch.Tensor | None] = [None] * n
+        for k, part in zip(used, [y] if y.shape[1] == c else y.split(c, dim=1), strict=True):
+            outputs[k] = part
+        return outputs
 
 
 class NB201SearchCell(nn.Module):
@@ -125,19 +142,22 @@ def source_ops(
     weights: torch.Tensor,
     mask: Mask | None,
     batch_stats: bool,
-) -> tuple[list[tuple[bool, ...]], list[torch.Tensor] | None, list[torch.Tensor] | None, torch.Tensor | None]:
+) -> tuple[
+    list[tuple[bool, ...]], list[torch.Tensor | None] | None, list[torch.Tensor | None] | None, torch.Tensor | None
+]:
     """The ops of node ``h`` on its outgoing edges ``out``, each computed once for all of them.
 
     Returns each edge's op use (from ``mask``, else every op but ``none``), the per-edge outputs
-    of the fused 1x1 and 3x3 convolutions (op weights ``weights[out]`` folded into their BN), and
-    the shared 3x3 average pool; an output no edge uses is None.
+    of the fused 1x1 and 3x3 convolutions (op weights ``weights[out]`` folded into their BN; only
+    the edges that use them are computed), and the shared 3x3 average pool; an output no edge
+    uses is None.
     """
     uses = [mask[e] if mask is not None else ALL_BUT_NONE for e in out]
-    need3 = any(u[CONV3] for u in uses)
-    need1 = any(u[CONV1] for u in uses)
+    need3 = [k for k, u in enumerate(uses) if u[CONV3]]
+    need1 = [k for k, u in enumerate(uses) if u[CONV1]]
     relu_h = torch.relu(h) if need1 or need3 else None
-    y3 = conv3(relu_h, weights[out, CONV3], batch_stats) if need3 else None
-    y1 = conv1(relu_h, weights[out, CONV1], batch_stats) if need1 else None
+    y3 = conv3(relu_h, weights[out, CONV3], batch_stats, need3) if need3 else None
+    y1 = conv1(relu_h, weights[out, CONV1], batch_stats, need1) if need1 else None
     pool = any(u[POOL] for u in uses)
     pooled = F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False) if pool else None
     return uses, y1, y3, pooled
@@ -148,8 +168,8 @@ def append_edge_terms(
     use: tuple[bool, ...],
     k: int,
     h: torch.Tensor,
-    y1: list[torch.Tensor] | None,
-    y3: list[torch.Tensor] | None,
+    y1: list[torch.Tensor | None] | None,
+    y3: list[torch.Tensor | None] | None,
     pooled: torch.Tensor | None,
     w: torch.Tensor,
     keep: torch.Tensor | None = None,
