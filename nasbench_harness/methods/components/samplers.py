@@ -155,8 +155,8 @@ class GumbelSampler(Component):
     ``gradient="reference"``: in both phases the supernet computes a sample as the space's GDAS
     code does (the adapter's ``sampled_ops_forward``: NB201, only the sampled op per edge and the
     others' weights added as constants; NB-1Shot1, only the sampled ops). The arch step's
-    gradient is then the published method's (an unsampled op's weight gets the sum of its node's
-    gradient on NB201, nothing on NB-1Shot1), and ops not computed get no weight gradient, so SGD
+    gradient is then the published method's (an unsampled op's hard weight gets the sum of its
+    node's gradient on NB201, nothing on NB-1Shot1), and ops not computed get no weight gradient, so SGD
     skips their weight decay and momentum that step, as in GDAS's code. ``"straight-through"``:
     every op is computed; an unsampled weight gets the exact straight-through ``<grad, op(x)>``.
 
