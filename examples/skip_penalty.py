@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from pydantic import field_validator
 
-from nasbench_harness.methods.options import Options
-from nasbench_harness.methods.plugins import Regularizer
+from nasbench_harness.methods.engine.options import Options
+from nasbench_harness.plugins import Regularizer
 from nasbench_harness.spaces.nb201 import OPS
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.methods.plugins import load_regularizer
+from nasbench_harness.plugins import load_regularizer
 from nasbench_harness.testing import check_regularizer
 
 HERE = Path(__file__).parent

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from nasbench_harness.methods.plugins import Regularizer
+from nasbench_harness.plugins import Regularizer
+from nasbench_harness.spaces.catalog import SPACE_NAMES
 
 TINY_MODEL = {"channels": 4, "cells_per_stage": 1, "num_cells": 3}
 
@@ -29,11 +30,11 @@ class ContractError(AssertionError):
 
 
 def tiny_state(space: str, seed: int = 0) -> Any:
-    """A :class:`~nasbench_harness.methods.base.SearchState` of DARTS on the tiny supernet of ``space``
+    """A :class:`~nasbench_harness.methods.engine.base.SearchState` of DARTS on the tiny supernet of ``space``
     (4 channels, one cell per stage / three cells), on the CPU."""
-    from nasbench_harness.methods.config import build_config
-    from nasbench_harness.methods.loop import build_state
-    from nasbench_harness.methods.registry import make_method
+    from nasbench_harness.config import build_config
+    from nasbench_harness.methods.engine.loop import build_state
+    from nasbench_harness.registry import make_method
 
     config = build_config("cpu", {"space": space, "model": TINY_MODEL, "seed": seed, "threads": 1})
     state, _ = build_state(config, make_method("darts"), 10, torch.device("cpu"))
@@ -50,15 +51,17 @@ def check_regularizer(
     spaces: Iterable[str] | None = None,
     weight: float = 0.5,
 ) -> None:
-    """Check ``cls`` on the tiny supernet of each of ``spaces`` (default: all it declares)."""
+    """Check ``cls`` on the tiny supernet of each of ``spaces`` (default: all it declares; a class
+    that declares none runs on every space of :mod:`nasbench_harness.spaces.catalog`)."""
     if not (isinstance(cls, type) and issubclass(cls, Regularizer)):
-        raise ContractError(f"{cls!r} is not a subclass of nasbench_harness.methods.plugins.Regularizer")
+        raise ContractError(f"{cls!r} is not a subclass of nasbench_harness.plugins.Regularizer")
     if not cls.phases or set(cls.phases) - {"arch", "weights"}:
         raise ContractError(
             f"{cls.__name__}.phases must be a non-empty subset of ('arch', 'weights'), got {cls.phases}"
         )
-    for space in spaces or cls.spaces:
-        if space not in cls.spaces:
+    declared = cls.spaces or SPACE_NAMES
+    for space in spaces or declared:
+        if space not in declared:
             raise ContractError(f"{cls.__name__} was checked on {space}, which it does not declare in `spaces`")
         for phase in cls.phases:
             _check_phase(cls, params, space, phase, weight)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_cli import nbh
 
-from nasbench_harness.methods.registry import METHODS
+from nasbench_harness.registry import METHODS
 from nasbench_harness.tracking import read_trajectory
 
 

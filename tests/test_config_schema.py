@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 import nasbench_harness
-from nasbench_harness.methods.config import SearchConfig
+from nasbench_harness.config import SearchConfig
 
 PACKAGE = Path(nasbench_harness.__file__).parent
 DECLARED_IN = PACKAGE / "methods" / "config.py"

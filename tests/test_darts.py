@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nasbench_harness.methods.components.arch_steps import finite_difference_hvp
 from nasbench_harness.methods.components.hessian import (
     alpha_hessian,
     dominant_eigenvalue,
     softmax_basis,
 )
-from nasbench_harness.methods.darts import finite_difference_hvp
 from nasbench_harness.supernets.nb201 import NB201SearchNet
 
 

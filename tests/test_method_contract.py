@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from nasbench_harness.config import build_config
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.methods.config import build_config
-from nasbench_harness.methods.registry import METHODS, make_method
-from nasbench_harness.methods.run import run_search
+from nasbench_harness.methods.engine.run import run_search
+from nasbench_harness.registry import METHODS, make_method
 from nasbench_harness.tracking import read_trajectory
 
 COMMON = {

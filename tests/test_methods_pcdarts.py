@@ -11,15 +11,15 @@ import pytest
 import torch
 from reference_cells import assert_same_gradients, nb1shot1_reference_cell, nb201_reference_cell, paper_shuffle
 
+from nasbench_harness.config import build_config
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.methods.base import SearchState
-from nasbench_harness.methods.config import build_config
-from nasbench_harness.methods.loop import weight_step
-from nasbench_harness.methods.pcdarts import PartialChannelStep, pc_darts
-from nasbench_harness.methods.registry import make_method
-from nasbench_harness.methods.run import run_search
-from nasbench_harness.methods.spaces import get_search_space
+from nasbench_harness.methods.engine.adapters import get_search_space
+from nasbench_harness.methods.engine.base import SearchState
+from nasbench_harness.methods.engine.loop import weight_step
+from nasbench_harness.methods.engine.run import run_search
+from nasbench_harness.methods.zoo.pc_darts import PartialChannelStep, pc_darts
+from nasbench_harness.registry import make_method
 from nasbench_harness.spaces.nb201 import EDGES, NB201Genotype
 from nasbench_harness.supernets.mixing import shuffle_cat
 from nasbench_harness.supernets.nb1shot1 import NB1Shot1SearchNet, grouped_softmax

@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 import torch
 
+from nasbench_harness.config import build_config
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.methods import loop
+from nasbench_harness.methods.components.arch_steps import FirstOrderStep
 from nasbench_harness.methods.components.early_stopping import (
     EarlyStopOptions,
     EigenvalueEarlyStop,
     EigenvalueTracker,
 )
-from nasbench_harness.methods.config import build_config
-from nasbench_harness.methods.darts import FirstOrderStep
-from nasbench_harness.methods.registry import make_method
-from nasbench_harness.methods.run import run_search
+from nasbench_harness.methods.engine import loop
+from nasbench_harness.methods.engine.run import run_search
+from nasbench_harness.registry import make_method
 from nasbench_harness.tracking import read_alphas, read_trajectory
 
 TINY = {

@@ -11,13 +11,13 @@ import pytest
 import torch
 from tiny import TINY, TINY_1SHOT1
 
+from nasbench_harness.config import build_config
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.methods.config import build_config
-from nasbench_harness.methods.loop import build_state
-from nasbench_harness.methods.registry import make_method
-from nasbench_harness.methods.rsws import oneshot_accuracy, uniform_genotype
-from nasbench_harness.methods.run import run_search
+from nasbench_harness.methods.engine.loop import build_state
+from nasbench_harness.methods.engine.run import run_search
+from nasbench_harness.methods.zoo.rsws import oneshot_accuracy, uniform_genotype
+from nasbench_harness.registry import make_method
 from nasbench_harness.spaces.nb1shot1_derive import genotype_weights
 from nasbench_harness.tabular.nb101 import NB101Benchmark
 from nasbench_harness.tracking import read_alphas, read_trajectory

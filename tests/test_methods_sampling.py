@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from reference_cells import nb201_gdas_reference_cell
 from scipy.special import digamma, gammaln
 
+from nasbench_harness.config import build_config
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.methods.base import SearchState
 from nasbench_harness.methods.components.samplers import (
     TemperatureSchedule,
     dirichlet_concentration,
@@ -25,10 +25,10 @@ from nasbench_harness.methods.components.samplers import (
     relaxed_sample,
     straight_through,
 )
-from nasbench_harness.methods.config import build_config
-from nasbench_harness.methods.loop import build_state
-from nasbench_harness.methods.registry import make_method
-from nasbench_harness.methods.run import run_search
+from nasbench_harness.methods.engine.base import SearchState
+from nasbench_harness.methods.engine.loop import build_state
+from nasbench_harness.methods.engine.run import run_search
+from nasbench_harness.registry import make_method
 from nasbench_harness.supernets.nb201 import NB201SearchCell, as_mask, masked_constants
 from nasbench_harness.tracking import read_alphas, read_trajectory
 

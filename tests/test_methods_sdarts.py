@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 import torch
 
+from nasbench_harness.config import build_config
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError, TrainingError
+from nasbench_harness.methods.components.groups import groups_of
 from nasbench_harness.methods.components.hessian import eval_mode
 from nasbench_harness.methods.components.perturbation import (
     AdversarialPerturbation,
@@ -19,12 +21,11 @@ from nasbench_harness.methods.components.perturbation import (
     clip_to_simplex,
     pgd_perturbation,
 )
-from nasbench_harness.methods.components.regularizers import LinearSchedule, groups_of
-from nasbench_harness.methods.config import build_config
-from nasbench_harness.methods.loop import build_state
-from nasbench_harness.methods.registry import make_method
-from nasbench_harness.methods.run import run_search
-from nasbench_harness.methods.spaces import get_search_space
+from nasbench_harness.methods.components.schedules import LinearSchedule
+from nasbench_harness.methods.engine.adapters import get_search_space
+from nasbench_harness.methods.engine.loop import build_state
+from nasbench_harness.methods.engine.run import run_search
+from nasbench_harness.registry import make_method
 from nasbench_harness.tracking import read_trajectory
 
 SPACES = ["nb201", "nb1shot1-1"]

@@ -12,9 +12,9 @@ import pytest
 import torch
 from test_cli import nbh
 
+from nasbench_harness import plugins, registry
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.methods import plugins
-from nasbench_harness.methods.plugins import BUILTIN_REGULARIZERS, Regularizer, load_regularizer
+from nasbench_harness.plugins import BUILTIN_REGULARIZERS, Regularizer, load_regularizer
 from nasbench_harness.testing import ContractError, check_regularizer, tiny_state
 from nasbench_harness.tracking import read_trajectory
 
@@ -44,7 +44,7 @@ def test_load_from_file_module_and_builtin(tmp_path: Path) -> None:
     file = _write(
         tmp_path,
         """
-        from nasbench_harness.methods.plugins import Regularizer
+        from nasbench_harness.plugins import Regularizer
 
         class L1(Regularizer):
             def penalty(self, state, weights, phase):
@@ -53,7 +53,7 @@ def test_load_from_file_module_and_builtin(tmp_path: Path) -> None:
     )
     cls = load_regularizer(f"{file}:L1")
     assert issubclass(cls, Regularizer) and cls.__name__ == "L1"
-    assert load_regularizer("nasbench_harness.methods.plugins:Entropy") is plugins.Entropy
+    assert load_regularizer("nasbench_harness.plugins:Entropy") is plugins.Entropy
     assert load_regularizer("entropy") is plugins.Entropy
     check_regularizer(cls, spaces=["nb201", "nb1shot1-2"])
 
@@ -63,9 +63,9 @@ def test_load_from_file_module_and_builtin(tmp_path: Path) -> None:
     [
         ("missing_dir/nothing.py:Reg", "does not exist"),
         ("nasbench_harness.no_such_module:Reg", "cannot import plugin module"),
-        ("nasbench_harness.methods.plugins:Nope", "has no 'Nope'.*Entropy"),
-        ("nasbench_harness.methods.darts:FirstOrderStep", "is not a Regularizer class"),
-        ("nasbench_harness.methods.plugins:Entropy.penalty", "has no 'Entropy.penalty'"),
+        ("nasbench_harness.plugins:Nope", "has no 'Nope'.*Entropy"),
+        ("nasbench_harness.methods.zoo.darts:FirstOrderStep", "is not a Regularizer class"),
+        ("nasbench_harness.plugins:Entropy.penalty", "has no 'Entropy.penalty'"),
         ("entropyy", "unknown regularizer 'entropyy'.*entropy, beta-decay, zero-one"),
     ],
 )
@@ -92,11 +92,11 @@ def test_entry_points_and_name_clashes(monkeypatch: pytest.MonkeyPatch) -> None:
             self.name, self.value, self.dist = name, value, None
 
         def load(self) -> Any:
-            return plugins.ZeroOnePenalty
+            return plugins.ZeroOneLoss
 
     points = [FakeEntryPoint("fancy", "pkg.mod:Fancy"), FakeEntryPoint("entropy", "other.pkg:Entropy")]
-    monkeypatch.setattr(plugins, "entry_points", lambda group: points if group == plugins.ENTRY_POINT_GROUP else [])
-    assert load_regularizer("fancy") is plugins.ZeroOnePenalty
+    monkeypatch.setattr(registry, "entry_points", lambda group: points if group == plugins.ENTRY_POINT_GROUP else [])
+    assert load_regularizer("fancy") is plugins.ZeroOneLoss
     with pytest.raises(ConfigError, match=r"both built in \(.*Entropy\) and the entry point other\.pkg:Entropy"):
         load_regularizer("entropy")
 
@@ -123,8 +123,8 @@ def test_the_contract_kit_catches_broken_regularizers() -> None:
 
 
 def test_a_space_the_plugin_does_not_declare_is_refused() -> None:
-    from nasbench_harness.methods.config import build_config
-    from nasbench_harness.methods.registry import build_method
+    from nasbench_harness.config import build_config
+    from nasbench_harness.registry import build_method
 
     config = build_config("cpu", {"space": "nb1shot1-1", "plugins": [{"ref": f"{EXAMPLE}:SkipPenalty"}]})
     with pytest.raises(ConfigError, match="cannot run on nb1shot1-1: SkipPenalty declares the spaces nb201 only"):
@@ -140,29 +140,30 @@ def test_a_user_regularizer_runs_end_to_end_from_its_file(
     out_dir = tmp_path / "run"
     code, _, err = nbh(
         capsys, monkeypatch, "search", "--epochs", "2", "--out", str(out_dir), "--data-dir", str(real_data_dir),
-        "--regularizer", f"{EXAMPLE}:SkipPenalty", "--reg-weight", "0.5", "--reg-param", 'ops=["skip_connect"]', *TINY,
+        "--regularizer", f"{EXAMPLE}:SkipPenalty", "--reg-weight", "0.5:1", "--reg-param", 'ops=["skip_connect"]', *TINY,
     )  # fmt: skip
     assert code == 0, err
     rows = read_trajectory(out_dir).to_pylist()
     assert len(rows) == 2 and all(0 < r["reg_skip_penalty"] < 1 for r in rows)
+    assert [r["reg_skip_penalty_weight"] for r in rows] == [0.5, 1.0]  # the ramp, first to last epoch
     manifest = json.loads((out_dir / "manifest.json").read_text())
     (plugin,) = manifest["plugins"]
-    assert plugin["weight"] == 0.5 and plugin["file"] == str(EXAMPLE) and len(plugin["sha256"]) == 64
+    assert plugin["weight"] == {"start": 0.5, "end": 1.0} and plugin["file"] == str(EXAMPLE) and len(plugin["sha256"]) == 64
     code, _, err = nbh(capsys, monkeypatch, "search", "--reg-weight", "2", "--out", str(tmp_path / "x"), *TINY)
     assert code == 1 and "need --regularizer" in err
 
 
 def test_other_plugin_kinds_run_from_the_config(tmp_path: Path, small_nb101: Any) -> None:
+    from nasbench_harness.config import build_config
     from nasbench_harness.data import synthetic_search_data
-    from nasbench_harness.methods.config import build_config
-    from nasbench_harness.methods.run import run_search
+    from nasbench_harness.methods.engine.run import run_search
 
     file = _write(
         tmp_path,
         """
         import torch
-        from nasbench_harness.methods.options import Options
-        from nasbench_harness.methods.plugins import EarlyStopper, Perturbation
+        from nasbench_harness.methods.engine.options import Options
+        from nasbench_harness.plugins import EarlyStopper, Perturbation
 
         class Shrink(Perturbation):
             class Params(Options):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from tiny import TINY
 
+from nasbench_harness.config import build_config
 from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.data.loader import BatchLoader
-from nasbench_harness.methods.config import build_config
-from nasbench_harness.methods.loop import build_loaders
+from nasbench_harness.methods.engine.loop import build_loaders
 
 
 def _plain(loader: BatchLoader, shuffle: bool) -> BatchLoader:

@@ -10,14 +10,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from nasbench_harness.errors import ConfigError, GenotypeError, NotInBenchmarkError, RunDirError
-from nasbench_harness.methods.tabular_baselines import (
+from nasbench_harness.baselines.tabular import (
     TabularTrace,
     mutate,
     random_search,
     regularized_evolution,
     write_trace,
 )
+from nasbench_harness.errors import ConfigError, GenotypeError, NotInBenchmarkError, RunDirError
 from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype, get_space, random_genotype
 from nasbench_harness.spaces.nb201 import NUM_CELLS, NB201Genotype
 from nasbench_harness.tabular.nb1shot1 import score
@@ -104,7 +104,7 @@ def test_mutate_rejects_other_objects() -> None:
         ({"population": 1}, r"population must be an integer >= 2, got 1"),
         ({"sample": 0}, r"sample must be an integer in 1..population \(10\), got 0"),
         ({"population": 4, "sample": 5}, r"sample must be an integer in 1..population \(4\), got 5"),
-        ({"space": "nb101"}, r"unknown space 'nb101'.*nb201, nb1shot1-1, nb1shot1-2, nb1shot1-3"),
+        ({"space": "nb101"}, r"unknown search space 'nb101'.*nb201, nb1shot1-1, nb1shot1-2, nb1shot1-3"),
         ({"dataset": "mnist"}, r"unknown NB201 dataset 'mnist'.*cifar10, cifar100 or ImageNet16-120"),
         ({"space": "nb1shot1-2", "dataset": "cifar100"}, r"CIFAR-10 only; use dataset 'cifar10', not 'cifar100'"),
         ({"space": "nb1shot1-1"}, r"nb1shot1-1 is scored on an NB101Benchmark.*got object"),

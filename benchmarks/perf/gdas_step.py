@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from nb201_search import BATCH, Step, _layout, batches, measure
 
-from nasbench_harness.methods.config import build_config
-from nasbench_harness.methods.loop import build_state, weight_step
-from nasbench_harness.methods.registry import make_method
+from nasbench_harness.config import build_config
+from nasbench_harness.methods.engine.loop import build_state, weight_step
+from nasbench_harness.registry import make_method
 
 
 def peer(data: list) -> Step:

@@ -41,9 +41,9 @@ import torch.nn.functional as F
 from peak import compute_limit
 from torch import nn
 
-from nasbench_harness.methods.config import build_config
-from nasbench_harness.methods.loop import build_state, weight_step
-from nasbench_harness.methods.registry import make_method
+from nasbench_harness.config import build_config
+from nasbench_harness.methods.engine.loop import build_state, weight_step
+from nasbench_harness.registry import make_method
 
 BATCH = 96
 DARTS_WORK = 5 / 3  # a DARTS iteration's FLOPs per train image, in weight steps (module doc)
@@ -268,7 +268,7 @@ def main() -> None:
         return
     torch.set_num_threads(2)
     _, net = ours(batches(1), False)
-    from nasbench_harness.methods.spaces import get_search_space
+    from nasbench_harness.methods.engine.adapters import get_search_space
 
     space = get_search_space("nb1shot1-1")
     gflop = training_gflop_per_image(net, space.softmax(torch.zeros(space.layout.size)))

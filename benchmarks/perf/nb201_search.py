@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from peak import compute_limit
 
-from nasbench_harness.methods.config import build_config
-from nasbench_harness.methods.loop import build_state, weight_step
-from nasbench_harness.methods.registry import make_method
+from nasbench_harness.config import build_config
+from nasbench_harness.methods.engine.loop import build_state, weight_step
+from nasbench_harness.registry import make_method
 
 BATCH = 64
 GFLOP_PER_IMAGE = 1.46  # a training step of the paper config (forward + backward), per image
@@ -129,7 +129,7 @@ def report(title: str, rates: dict[str, float], work: float) -> None:
 def tracking_overhead() -> None:
     """At the cpu preset on the real data: one epoch's training, evaluations and Hessian."""
     from nasbench_harness.data import load_search_data
-    from nasbench_harness.methods.loop import Search
+    from nasbench_harness.methods.engine.loop import Search
     from nasbench_harness.tabular.nb201 import NB201Benchmark
     from nasbench_harness.tracking import RunDir
 

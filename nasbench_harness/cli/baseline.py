@@ -45,23 +45,15 @@ def baseline(
     Writes manifest.json and trajectory.parquet (one row per evaluation; see results/README.md).
     NB-1Shot1 cells missing from a partial NB101 table are skipped and counted.
     """
+    from nasbench_harness.baselines import tabular as tb
     from nasbench_harness.errors import ConfigError
-    from nasbench_harness.methods import tabular_baselines as tb
+    from nasbench_harness.spaces.catalog import open_benchmark
 
     if cache_dir:
         os.environ["NBH_CACHE_DIR"] = str(cache_dir)
     if method not in BASELINES:
         raise ConfigError(f"unknown baseline {method!r}; choose {' or '.join(BASELINES)}")
-    if space == "nb201":
-        from nasbench_harness.tabular.nb201 import NB201Benchmark
-
-        bench = NB201Benchmark.open(data_dir=data_dir)
-    elif space in ("nb1shot1-1", "nb1shot1-2", "nb1shot1-3"):
-        from nasbench_harness.tabular.nb101 import NB101Benchmark
-
-        bench = NB101Benchmark.open(data_dir=data_dir)
-    else:
-        raise ConfigError(f"unknown space {space!r}; choose nb201, nb1shot1-1, nb1shot1-2 or nb1shot1-3")
+    bench = open_benchmark(space, data_dir)
     if method == "random-search":
         trace = tb.random_search(bench, space, dataset, n, seed)
     else:

@@ -19,7 +19,9 @@ def check_regularizer(
     baseline_method: Annotated[
         str, typer.Option("--baseline-method", help="The suite method the regularizer is added to (the candidate).")
     ] = "darts",
-    weight: Annotated[float, typer.Option("--reg-weight", help="The regularizer's weight.")] = 1.0,
+    weight: Annotated[
+        str, typer.Option("--reg-weight", help="The regularizer's weight: a number, or START:END (a linear ramp).")
+    ] = "1",
     params: Annotated[
         list[str] | None, typer.Option("--reg-param", help="key=value (repeatable).", show_default=False)
     ] = None,
@@ -39,11 +41,11 @@ def check_regularizer(
     candidate with that baseline method on the final tabular test accuracy and writes a report."""
     from nasbench_harness.analysis.runs import load_runs
     from nasbench_harness.analysis.stats import compare_runs
+    from nasbench_harness.config import parse_overrides, validate_config
     from nasbench_harness.errors import ConfigError
     from nasbench_harness.execution.local import run_sweep
     from nasbench_harness.execution.suite import PlannedRun, expand, load_suite
-    from nasbench_harness.methods.config import parse_overrides, validate_config
-    from nasbench_harness.methods.plugins import load_regularizer
+    from nasbench_harness.plugins import load_regularizer
     from nasbench_harness.report.build import write_report
 
     cls = load_regularizer(regularizer)

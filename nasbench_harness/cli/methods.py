@@ -15,7 +15,7 @@ def methods(
     ] = None,
 ) -> None:
     """List the search methods (``nbh search --method NAME``), or describe one."""
-    from nasbench_harness.methods.registry import METHOD_HELP, describe
+    from nasbench_harness.registry import METHOD_HELP, describe
 
     if name is None:
         width = max(len(n) for n in METHOD_HELP)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from nasbench_harness.cli.common import CacheDirOption, DataDirOption, console, default_preset, err_console
-from nasbench_harness.methods.registry import METHOD_HELP
+from nasbench_harness.registry import METHOD_HELP
 
 _METHODS_HELP = "; ".join(f"{name}: {text}" for name, text in METHOD_HELP.items())
 
@@ -63,12 +63,19 @@ def search(
         typer.Option(
             "--regularizer",
             help="Add a regularizer: path/to/file.py:Class, package.module:Class, an installed entry point, "
-            "or a built-in (entropy, beta-decay, zero-one); see `nasbench_harness.methods.plugins`. "
+            "or a built-in (entropy, beta-decay, zero-one); see `nasbench_harness.plugins`. "
             'Other plugins (perturbations, samplers, early stoppers): --set \'plugins=[{"ref": "file.py:Class"}]\'.',
             show_default=False,
         ),
     ] = None,
-    reg_weight: Annotated[float, typer.Option("--reg-weight", help="The regularizer's weight.")] = 1.0,
+    reg_weight: Annotated[
+        str | None,
+        typer.Option(
+            "--reg-weight",
+            help="The regularizer's weight: a number, or START:END for a linear ramp over the epochs [default: 1].",
+            show_default=False,
+        ),
+    ] = None,
     reg_params: Annotated[
         list[str] | None,
         typer.Option("--reg-param", help="A regularizer parameter, key=value (repeatable).", show_default=False),
@@ -83,9 +90,9 @@ def search(
     """
     import os
 
+    from nasbench_harness.config import build_config, parse_overrides
     from nasbench_harness.errors import RunDirError
-    from nasbench_harness.methods.config import build_config, parse_overrides
-    from nasbench_harness.methods.run import default_run_dir, run_search
+    from nasbench_harness.methods.engine.run import default_run_dir, run_search
 
     if cache_dir:
         os.environ["NBH_CACHE_DIR"] = str(cache_dir)
@@ -96,8 +103,9 @@ def search(
     if threads is not None:
         values["threads"] = threads
     if regularizer is not None:
-        values["plugins"] = [{"ref": regularizer, "weight": reg_weight, "params": parse_overrides(reg_params or [])}]
-    elif reg_params or reg_weight != 1.0:
+        spec = {"ref": regularizer, "weight": 1.0 if reg_weight is None else reg_weight}
+        values["plugins"] = [{**spec, "params": parse_overrides(reg_params or [])}]
+    elif reg_params or reg_weight is not None:
         from nasbench_harness.errors import ConfigError
 
         raise ConfigError("--reg-weight and --reg-param need --regularizer (which regularizer they are for)")

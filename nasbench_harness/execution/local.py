@@ -55,7 +55,7 @@ def run_one(run: PlannedRun, device: str, data_dir: str | None, retry_failed: bo
     """Train (or skip, or resume) one run under its lock; never raises for a failed search."""
     from filelock import FileLock, Timeout
 
-    from nasbench_harness.methods.run import run_search
+    from nasbench_harness.methods.engine.run import run_search
 
     status = run_status(run.path)
     if status == "finished":

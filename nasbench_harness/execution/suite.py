@@ -18,7 +18,7 @@ A suite file::
       cpu: {}
       paper: {}
 
-Every run's config is a full :class:`~nasbench_harness.methods.config.SearchConfig`; its
+Every run's config is a full :class:`~nasbench_harness.config.SearchConfig`; its
 directory is ``<root>/<suite>/<variant>/<space>/<dataset>/<method>[-<options>]/seed-<seed>``, so
 the same config always lands in the same directory (a re-run skips or resumes it). Unknown keys,
 unknown methods, spaces a method cannot run on and empty grids are errors naming the file and line.
@@ -36,8 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nasbench_harness.errors import ConfigError
-
-SPACES = ("nb201", "nb1shot1-1", "nb1shot1-2", "nb1shot1-3")
+from nasbench_harness.spaces.catalog import SPACE_NAMES as SPACES
 
 
 class _Strict(BaseModel):
@@ -53,7 +52,7 @@ class MethodGrid(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        from nasbench_harness.methods.registry import METHODS
+        from nasbench_harness.registry import METHODS
 
         if name not in METHODS:
             raise ValueError(f"unknown method {name!r}; registered methods: {', '.join(sorted(METHODS))}")
@@ -104,7 +103,7 @@ class Suite(_Strict):
     @field_validator("variants")
     @classmethod
     def _variants(cls, variants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from nasbench_harness.methods.config import PRESETS
+        from nasbench_harness.config import PRESETS
 
         unknown = [v for v in variants if v not in PRESETS]
         if unknown:
@@ -123,7 +122,7 @@ class PlannedRun:
 
 def load_suite(path: str | os.PathLike[str]) -> Suite:
     """Parse and validate a suite file; errors name the file, the line and what would be right."""
-    from nasbench_harness.config import load_yaml
+    from nasbench_harness.yaml_loader import load_yaml
 
     raw = load_yaml(path)
     if not isinstance(raw, dict):
@@ -151,8 +150,8 @@ def expand(suite: Suite, variant: str, root: str | os.PathLike[str] = "results")
     NB-1Shot1 spaces take cifar10 only (other datasets are skipped for them); a method that
     cannot run on a space is an error naming both.
     """
-    from nasbench_harness.methods.config import build_config, merge_overrides
-    from nasbench_harness.methods.registry import make_method
+    from nasbench_harness.config import build_config, merge_overrides
+    from nasbench_harness.registry import make_method
 
     if variant not in suite.variants:
         raise ConfigError(f"suite {suite.name!r} has no variant {variant!r}; it has {', '.join(suite.variants)}")

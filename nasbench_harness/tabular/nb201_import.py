@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from nasbench_harness.config import load_yaml
 from nasbench_harness.errors import ConfigError, GenotypeError, SourceFileError, UnknownMetricError
 from nasbench_harness.spaces.nb201 import NUM_CELLS, NUM_EDGES, NB201Genotype, all_genotypes, all_op_indices
 from nasbench_harness.tabular.cache import ImportedTable, Progress, sha256_file, write_cache
 from nasbench_harness.tabular.nb201_metrics import MetricKey, metric_sort_key
+from nasbench_harness.yaml_loader import load_yaml
 
 BENCHMARK = "nb201"
 ROW_KEY = "official NAS-Bench-201 architecture index (0..15624)"

@@ -26,12 +26,15 @@ wording, "stop when lambda(t-k)/lambda(t) < 0.75 with k=5", is every=1, delta=5,
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import Field
+
 from nasbench_harness.errors import TrainingError
-from nasbench_harness.methods.base import Component, SearchState, Stop
-from nasbench_harness.methods.options import Options
+from nasbench_harness.methods.engine.base import Component, Plugin, Rollback, SearchState, Stop
+from nasbench_harness.methods.engine.options import Options
 
 RULES = {
     "code": {"every": 2, "window": 5, "delta": 4, "factor": 1.3, "start_epoch": 11},
@@ -167,3 +170,108 @@ class EigenvalueEarlyStop(Component):
         self.tracker.load(state)
         self._growth = state["growth"]
         self._value = state.get("value")
+
+
+class AdaptiveOptions(EarlyStopOptions):
+    """DARTS-ADA's adaptation: how the weight decay grows on each trigger, and up to where."""
+
+    wd_factor: float = Field(10.0, gt=1, description="weight decay multiplier at each rollback (--mul_factor)")
+    max_weight_decay: float = Field(
+        0.03, gt=0, description="no adaptation past this weight decay (--max_weight_decay): 3e-4 -> 3e-3 -> 3e-2"
+    )
+
+
+class AdaptiveRegularisation(EigenvalueEarlyStop):
+    """DARTS-ADA: when the early-stopping rule fires, roll the search back to the answer's epoch
+    (network, alphas, optimisers, schedule *and the eigenvalue history* as they were after that
+    epoch, as RobustDARTS's ``load_checkpoint(..., la_tracker, ...)``), multiply the weight decay
+    by ``wd_factor``, and go on to the last epoch. Once a further adaptation would take the
+    weight decay past ``max_weight_decay``, the rule still measures but no longer acts.
+
+    Keeps snapshots of the search state of the measured epochs that can become a rollback
+    target (at most ``every * (window // 2 + delta)`` epochs back); they are part of the
+    checkpoint, so a resumed run rolls back exactly as an uninterrupted one.
+    Trajectory columns: ``weight_decay``, ``ada_adaptations``.
+    """
+
+    name = "adaptive-regularisation"
+
+    def __init__(self, options: AdaptiveOptions) -> None:
+        super().__init__(options)
+        self.wd_factor, self.max_weight_decay = options.wd_factor, options.max_weight_decay
+        self.adaptations = 0
+        self.snapshots: dict[int, dict[str, Any]] = {}
+        self._weight_decay: float | None = None
+
+    @property
+    def lookback(self) -> int:
+        """How far back (epochs) a rollback target can lie."""
+        return self.every * (self.window // 2 + self.delta)
+
+    def can_adapt(self, weight_decay: float) -> bool:
+        """Whether ``weight_decay * wd_factor`` stays within ``max_weight_decay`` (relative slack 1e-9).
+
+        RobustDARTS stops adapting once ``round(log(max) / log(wd), 1) == 1``
+        (``train_search.py`` lines 175-178), i.e. once wd has reached the maximum; on its
+        script's values (3e-4, x10, max 0.03) both rules allow exactly the steps 3e-4 -> 3e-3 -> 3e-2,
+        and this one also ends for values whose powers never land on the maximum.
+        """
+        return weight_decay * self.wd_factor <= self.max_weight_decay * (1 + 1e-9)
+
+    def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> Any:
+        self._weight_decay = float(state.w_optim.param_groups[0]["weight_decay"])
+        return super().end_of_epoch(state, row)
+
+    def recorded(self, state: SearchState) -> None:
+        if not self.can_adapt(float(state.w_optim.param_groups[0]["weight_decay"])):
+            self.snapshots.clear()  # no rollback can follow
+            return
+        if state.snapshot is None:
+            raise TrainingError("DARTS-ADA needs the loop's snapshots (SearchState.snapshot)")
+        self.snapshots[state.epoch] = {"search": state.snapshot(), "tracker": self.tracker.state()}
+        for epoch in [e for e in self.snapshots if e < state.epoch - self.lookback]:
+            del self.snapshots[epoch]
+
+    def on_trigger(self, state: SearchState, earlier_epoch: int) -> Any:
+        old = float(state.w_optim.param_groups[0]["weight_decay"])
+        if not self.can_adapt(old):
+            return None
+        stored = self.snapshots.get(earlier_epoch)
+        if stored is None:  # only when the rule's epochs are not multiples of `every`
+            return super().on_trigger(state, earlier_epoch)
+        new = old * self.wd_factor
+        snapshot = copy.deepcopy(stored["search"])
+        for group in snapshot["w_optim"]["param_groups"]:
+            group["weight_decay"] = new
+        self.tracker.load(stored["tracker"])
+        self.adaptations += 1
+        # the target epoch's snapshot stays: a later trigger may roll back to it again
+        self.snapshots = {e: s for e, s in self.snapshots.items() if e <= earlier_epoch}
+        reason = (
+            f"dominant eigenvalue grew {self._growth:.2f}x (> {self.factor:g}); rolled back to epoch "
+            f"{earlier_epoch} with weight decay {old:g} -> {new:g} (adaptation {self.adaptations})"
+        )
+        return Rollback(earlier_epoch, snapshot, reason)
+
+    def state_columns(self) -> dict[str, float | int | str | None]:
+        return {**super().state_columns(), "weight_decay": self._weight_decay, "ada_adaptations": self.adaptations}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "adaptations": self.adaptations, "snapshots": self.snapshots}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.adaptations = int(state["adaptations"])
+        self.snapshots = dict(state["snapshots"])
+
+
+class EarlyStopper(Plugin):
+    """Looks at every epoch's trajectory row; a returned reason stops the search."""
+
+    def should_stop(self, state: SearchState, row: dict[str, Any]) -> str | None:
+        """A reason to stop after this epoch, or None."""
+        raise NotImplementedError(f"{type(self).__name__} must implement should_stop(state, row)")
+
+    def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> Any:
+        reason = self.should_stop(state, row)
+        return Stop(reason) if reason else None

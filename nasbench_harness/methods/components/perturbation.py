@@ -29,9 +29,9 @@ from typing import Any
 import torch
 
 from nasbench_harness.errors import TrainingError
-from nasbench_harness.methods.base import Batch, Component, SearchState
 from nasbench_harness.methods.components.hessian import eval_mode
 from nasbench_harness.methods.components.regularizers import LinearSchedule, groups_of
+from nasbench_harness.methods.engine.base import Batch, Component, Plugin, SearchState
 
 
 def clip_to_simplex(weights: torch.Tensor, group_sizes: Sequence[int]) -> torch.Tensor:
@@ -181,3 +181,17 @@ class AdversarialPerturbation(Component):
 
     def state_columns(self) -> dict[str, float | int | str | None]:
         return {"sdarts_eps": self._eps, "sdarts_adv_kept": self._kept_fraction}
+
+
+class Perturbation(Plugin):
+    """Changes the mixing weights the weight step trains under (as SDARTS does)."""
+
+    def perturb(self, state: SearchState, weights: torch.Tensor) -> torch.Tensor:
+        """The weights to train under, same shape as ``weights``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement perturb(state, weights)")
+
+    def weight_step_weights(self, state: SearchState, weights: torch.Tensor) -> torch.Tensor:
+        out = self.perturb(state, weights)
+        if out.shape != weights.shape:
+            raise TrainingError(f"{type(self).__name__}.perturb changed the weights' shape {tuple(weights.shape)}")
+        return out

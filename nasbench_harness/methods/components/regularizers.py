@@ -1,65 +1,117 @@
-"""Regularisers of the architecture parameters, as components a method (or a user) can combine.
+"""Regularizers: penalties added to the loss of the arch step or the weight step, as one family.
 
-- :class:`BetaDecay` (beta-DARTS, Ye et al., 2022): ``lambda(t) * L_beta`` added to the arch
-  loss, with ``L_beta`` the mean over softmax groups (edges) of ``logsumexp(alpha_group)``
-  (:func:`beta_decay_loss`).
-- :class:`ZeroOneLoss` (FairDARTS, Chu et al., 2020): ``w01(t) * L01`` added to the arch loss,
-  ``L01 = -(1/N) sum_i (sigmoid(alpha_i) - 0.5)^2`` over all N alphas (:func:`zero_one_loss`).
+A :class:`Regularizer` computes an unweighted ``penalty(state, weights, phase)`` (a finite 0-dim
+tensor) for the phases it declares; the loop adds ``weight * penalty`` to that phase's loss.
+The weight is a constant or a :class:`~nasbench_harness.methods.components.schedules.LinearSchedule`
+over the search's progress ``(epoch - 1) / (epochs - 1)``, so a regularizer is a stateless
+function of the epoch: a resumed run recomputes it exactly.
 
-Their weights follow a :class:`LinearSchedule` in the search's progress
-(``(epoch - 1) / (epochs - 1)``), so both are stateless functions of the epoch: a resumed run
-recomputes them exactly and their checkpoint state is empty.
+The built-ins (:data:`BUILTIN_REGULARIZERS`) and a user's plugin are the same kind of object:
+the methods use them (beta-DARTS's :class:`BetaDecay` with lambda rising 0 -> 50, FairDARTS's
+:class:`ZeroOneLoss` at 10), ``nbh search --regularizer NAME --reg-weight W`` adds any of them
+to any method (``W`` a number, or ``START:END`` for a linear ramp), and
+:func:`nasbench_harness.testing.check_regularizer` checks every one of them.
+
+- :class:`BetaDecay` (beta-DARTS, Ye et al., CVPR 2022): ``L_beta``, the mean over softmax groups
+  (edges) of ``logsumexp(alpha_group)`` (:func:`beta_decay_loss`);
+- :class:`ZeroOneLoss` (FairDARTS, Chu et al., ECCV 2020): ``L01 = -(1/N) sum_i
+  (sigmoid(alpha_i) - 0.5)^2`` over all N alphas (:func:`zero_one_loss`);
+- :class:`Entropy`: ``sum_g H(softmax(alpha_g))`` over the softmax groups, in nats
+  (:func:`group_entropy`): low when every group is decided.
+
+Columns of a regularizer named ``NAME``: ``reg_NAME`` (the unweighted penalty at the epoch's
+last step of a phase it applies to) and ``reg_NAME_weight`` (its weight in that epoch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from nasbench_harness.methods.base import Component, Phase, SearchState
+from nasbench_harness.errors import ConfigError, TrainingError
+from nasbench_harness.methods.components.groups import groups_of
+from nasbench_harness.methods.components.schedules import LinearSchedule
+from nasbench_harness.methods.engine.base import Phase, Plugin, SearchState
+from nasbench_harness.methods.engine.options import Options
+
+Weight = float | LinearSchedule
+"""A regularizer's weight: a constant, or a linear ramp from the first to the last epoch."""
 
 
-@dataclass(frozen=True)
-class LinearSchedule:
-    """A value going linearly from ``start`` (first epoch) to ``end`` (last epoch).
+def as_schedule(weight: Weight | str | dict[str, Any]) -> LinearSchedule:
+    """``weight`` as a :class:`LinearSchedule`: a number (constant), ``"START:END"``, a
+    ``{"start": .., "end": ..}`` mapping, or a schedule."""
+    if isinstance(weight, LinearSchedule):
+        return weight
+    if isinstance(weight, dict):
+        unknown = set(weight) - {"start", "end"}
+        if unknown or "start" not in weight or "end" not in weight:
+            raise ConfigError(f"a regularizer weight schedule is {{start: X, end: Y}}; got {weight!r:.80}")
+        return LinearSchedule(float(weight["start"]), float(weight["end"]))
+    if isinstance(weight, str) and ":" in weight:
+        start, _, end = weight.partition(":")
+        try:
+            return LinearSchedule(float(start), float(end))
+        except ValueError:
+            raise ConfigError(f"a weight ramp is START:END (e.g. 0:50); got {weight!r:.80}") from None
+    try:
+        return LinearSchedule.constant(float(weight))
+    except (TypeError, ValueError):
+        raise ConfigError(f"a regularizer weight is a number or START:END (e.g. 0:50); got {weight!r:.80}") from None
 
-    ``at(progress)`` with ``progress = (epoch - 1) / (epochs - 1)`` in [0, 1]
-    (:attr:`SearchState.progress`); ``LinearSchedule(v, v)`` is the constant ``v``.
+
+class Regularizer(Plugin):
+    """A penalty added to the loss of ``phases`` ("arch": the arch step, "weights": the weight step).
+
+    ``penalty`` returns a finite 0-dim tensor, differentiable in what it regularises (for an
+    arch penalty: ``state.alphas``); the loop adds ``weight * penalty``, ``weight`` constant or a
+    linear ramp over the epochs (:func:`as_schedule`). See the module doc for the columns.
     """
 
-    start: float
-    end: float
+    phases: ClassVar[tuple[str, ...]] = ("arch",)
 
-    def at(self, progress: float) -> float:
-        """The value at ``progress`` in [0, 1] (clipped to that range)."""
-        p = min(1.0, max(0.0, float(progress)))
-        return self.start * (1.0 - p) + self.end * p  # exact at both ends
+    def __init__(
+        self, weight: Weight | str | dict[str, Any] = 1.0, params: Options | dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(params)
+        self.schedule = as_schedule(weight)
+        for value in (self.schedule.start, self.schedule.end):
+            if not value == value or value in (float("inf"), float("-inf")):  # NaN or infinite
+                raise ConfigError(f"{type(self).__name__}: the weight must be finite, got {value}")
+        self._last: float | None = None
+        self._weight: float | None = None
 
-    @classmethod
-    def constant(cls, value: float) -> LinearSchedule:
-        """The schedule that is ``value`` at every epoch."""
-        return cls(value, value)
+    @property
+    def weight(self) -> float:
+        """The weight in the first epoch (the constant weight of an unscheduled regularizer)."""
+        return self.schedule.start
 
+    def weight_at(self, state: SearchState) -> float:
+        """The weight in the current epoch of ``state``."""
+        return self.schedule.at(state.progress)
 
-def groups_of(tensor: torch.Tensor, group_sizes: Sequence[int]) -> list[torch.Tensor]:
-    """``tensor`` flattened and split into consecutive softmax groups of ``group_sizes``.
+    def penalty(self, state: SearchState, weights: torch.Tensor, phase: Phase) -> torch.Tensor:
+        """The unweighted penalty (0-dim tensor)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement penalty(state, weights, phase)")
 
-    NB201's (6, 5) alphas or weights give its six rows (edges); a (num_cells, 6, 5) tensor gives
-    every cell's rows (the sizes repeat); an NB-1Shot1 flat vector gives its layout's groups.
-    """
-    flat = tensor.reshape(-1)
-    total = sum(group_sizes)
-    if total == 0 or flat.numel() % total:
-        from nasbench_harness.errors import ConfigError
+    def extra_loss(self, state: SearchState, phase: Phase, weights: torch.Tensor) -> torch.Tensor | None:
+        self._weight = weight = self.weight_at(state)
+        if phase not in self.phases or weight == 0.0:
+            return None
+        value = self.penalty(state, weights, phase)
+        if not isinstance(value, torch.Tensor) or value.dim() != 0:
+            raise TrainingError(f"{type(self).__name__}.penalty must return a 0-dim tensor, got {value!r:.80}")
+        self._last = float(value.detach())
+        if not torch.isfinite(value):
+            raise TrainingError(
+                f"{type(self).__name__}.penalty returned {self._last} in epoch {state.epoch}, step {state.step + 1}"
+            )
+        return weight * value
 
-        raise ConfigError(
-            f"a tensor of {flat.numel()} values cannot be split into softmax groups {tuple(group_sizes)} "
-            f"(it must hold a multiple of {total} values)"
-        )
-    return list(flat.split(list(group_sizes) * (flat.numel() // total)))
+    def state_columns(self) -> dict[str, float | int | str | None]:
+        return {f"reg_{self.column}": self._last, f"reg_{self.column}_weight": self._weight}
 
 
 def beta_decay_loss(alphas: torch.Tensor, group_sizes: Sequence[int]) -> torch.Tensor:
@@ -80,59 +132,45 @@ def zero_one_loss(alphas: torch.Tensor) -> torch.Tensor:
     return -((torch.sigmoid(alphas) - 0.5) ** 2).mean()
 
 
-class BetaDecay(Component):
-    """``weight.at(progress) * beta_decay_loss(alphas)`` added to the arch-step loss.
-
-    Columns: ``beta_weight`` (lambda of the epoch just trained) and ``beta_reg`` (``L_beta`` of
-    the alphas at the end of that epoch, unweighted).
-    """
-
-    name = "beta-decay"
-
-    def __init__(self, weight: LinearSchedule) -> None:
-        self.weight = weight
-        self._columns: dict[str, float | None] = {"beta_weight": None, "beta_reg": None}
-
-    def extra_loss(self, state: SearchState, phase: Phase, weights: torch.Tensor) -> torch.Tensor | None:
-        if phase != "arch":
-            return None
-        lam = self.weight.at(state.progress)
-        if lam == 0.0:
-            return None
-        return lam * beta_decay_loss(state.alphas, state.space.group_sizes)
-
-    def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
-        with torch.no_grad():
-            value = float(beta_decay_loss(state.alphas, state.space.group_sizes))
-        self._columns = {"beta_weight": self.weight.at(state.progress), "beta_reg": value}
-        return None
-
-    def state_columns(self) -> dict[str, float | int | str | None]:
-        return dict(self._columns)
+def group_entropy(alphas: torch.Tensor, group_sizes: Sequence[int]) -> torch.Tensor:
+    """sum over softmax groups of H(softmax(alpha_g)) = -sum_i p_i log p_i, in nats."""
+    total = alphas.new_zeros(())
+    for part in groups_of(alphas, group_sizes):
+        log_p = torch.log_softmax(part, dim=0)
+        total = total - (log_p.exp() * log_p).sum()
+    return total
 
 
-class ZeroOneLoss(Component):
-    """``weight.at(progress) * zero_one_loss(alphas)`` added to the arch-step loss.
+class BetaDecay(Regularizer):
+    """beta-DARTS's ``L_beta`` (:func:`beta_decay_loss`) on the arch loss."""
 
-    Column: ``zero_one_loss`` (``L01`` of the alphas at the end of the epoch, unweighted).
-    """
+    name = "beta_decay"
 
-    name = "zero-one-loss"
+    def penalty(self, state: SearchState, weights: torch.Tensor, phase: Phase) -> torch.Tensor:
+        return beta_decay_loss(state.alphas, state.space.group_sizes)
 
-    def __init__(self, weight: LinearSchedule) -> None:
-        self.weight = weight
-        self._value: float | None = None
 
-    def extra_loss(self, state: SearchState, phase: Phase, weights: torch.Tensor) -> torch.Tensor | None:
-        if phase != "arch":
-            return None
-        w = self.weight.at(state.progress)
-        return None if w == 0.0 else w * zero_one_loss(state.alphas)
+class ZeroOneLoss(Regularizer):
+    """FairDARTS's ``L01`` (:func:`zero_one_loss`) on the arch loss."""
 
-    def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
-        with torch.no_grad():
-            self._value = float(zero_one_loss(state.alphas))
-        return None
+    name = "zero_one"
 
-    def state_columns(self) -> dict[str, float | int | str | None]:
-        return {"zero_one_loss": self._value}
+    def penalty(self, state: SearchState, weights: torch.Tensor, phase: Phase) -> torch.Tensor:
+        return zero_one_loss(state.alphas)
+
+
+class Entropy(Regularizer):
+    """``sum_g H(softmax(alpha_g))`` (:func:`group_entropy`) on the arch loss."""
+
+    name = "entropy"
+
+    def penalty(self, state: SearchState, weights: torch.Tensor, phase: Phase) -> torch.Tensor:
+        return group_entropy(state.alphas, state.space.group_sizes)
+
+
+BUILTIN_REGULARIZERS: dict[str, type[Regularizer]] = {
+    "entropy": Entropy,
+    "beta-decay": BetaDecay,
+    "zero-one": ZeroOneLoss,
+}
+"""The regularizers ``--regularizer NAME`` knows by name."""

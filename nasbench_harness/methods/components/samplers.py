@@ -14,12 +14,19 @@ Samples are drawn anew at every call, from torch's global generator, which the s
 reseeds from (seed, epoch) at the start of every epoch: runs are reproducible, and a run resumed
 after epoch k draws exactly the samples the uninterrupted run drew. No sampler keeps state
 across steps in its checkpoint.
+
+The Hessian eigenvalue the loop tracks differentiates the ``arch`` mixing twice, which here is
+one random draw: for GDAS the straight-through surrogate of one one-hot sample (its curvature
+scales with 1 / tau^2, so it follows the temperature schedule), for SNAS one relaxed sample,
+and for DrNAS no Hessian of the loss at all (torch's ``Dirichlet.rsample`` is only once
+differentiable, so the second derivative never reaches the network). The deterministic,
+twice-differentiable mixing of each method is its ``eval`` mixing (``softmax(alpha)`` for
+GDAS and SNAS, the Dirichlet mean for DrNAS).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,35 +34,11 @@ import torch.nn.functional as F
 from torch.distributions import Dirichlet, kl_divergence
 
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.methods.base import Component, Phase, SearchState
+from nasbench_harness.methods.components.groups import group_rows, map_groups
+from nasbench_harness.methods.components.schedules import TemperatureSchedule
+from nasbench_harness.methods.engine.base import Component, Phase, Plugin, SearchState
 
 RowFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def group_rows(tensor: torch.Tensor, group_sizes: Sequence[int]) -> list[torch.Tensor]:
-    """The softmax groups of ``tensor`` as blocks of rows: equal-size groups (NB201's six edges)
-    in one (k, n) block, otherwise one (1, n) block per group, in the order of ``tensor.reshape(-1)``
-    (the sizes repeat when it holds a multiple of their sum)."""
-    flat = tensor.reshape(-1)
-    sizes = list(group_sizes)
-    total = sum(sizes)
-    if total == 0 or flat.numel() % total:
-        raise ConfigError(
-            f"a tensor of {flat.numel()} values cannot be split into softmax groups {tuple(sizes)} "
-            f"(it must hold a multiple of {total} values)"
-        )
-    if len(set(sizes)) == 1:
-        return [flat.view(-1, sizes[0])]
-    return [part.unsqueeze(0) for part in flat.split(sizes * (flat.numel() // total))]
-
-
-def map_groups(tensor: torch.Tensor, group_sizes: Sequence[int], fn: RowFn) -> torch.Tensor:
-    """``fn`` applied to every block of :func:`group_rows`; the result has ``tensor``'s shape.
-
-    ``fn`` maps a (k, n) tensor of k groups of size n to a tensor of the same shape, row by row.
-    """
-    blocks = group_rows(tensor, group_sizes)
-    return torch.cat([fn(block).reshape(-1) for block in blocks]).reshape(tensor.shape)
 
 
 def gumbel_noise(like: torch.Tensor) -> torch.Tensor:
@@ -109,37 +92,10 @@ def dirichlet_kl(alphas: torch.Tensor, group_sizes: Sequence[int], prior: float 
     )
 
 
-@dataclass(frozen=True)
-class TemperatureSchedule:
-    """A temperature per epoch of the schedule.
-
-    ``linear``: ``start + (end - start) * (epoch - 1) / (epochs - 1)`` (``start`` in the first
-    epoch, ``end`` in the last); ``exponential``: ``max(end, start * decay ** (epoch - 1))``;
-    ``constant``: ``start``.
-    """
-
-    start: float
-    end: float
-    kind: str = "linear"
-    decay: float = 1.0
-
-    def at(self, epoch: int, epochs: int) -> float:
-        """The temperature of 1-based ``epoch`` of ``epochs``."""
-        if self.kind == "constant":
-            return self.start
-        if self.kind == "exponential":
-            return max(self.end, self.start * self.decay ** max(0, epoch - 1))
-        progress = 0.0 if epochs <= 1 else min(1.0, max(0.0, (epoch - 1) / (epochs - 1)))
-        return self.start + (self.end - self.start) * progress
-
-
 def sampled_groups(space: Any, only_ops: bool) -> tuple[bool, ...]:
     """Which softmax groups of ``space`` a hard sampler samples: all, or (``only_ops``) NB-1Shot1's
     ``ops*`` groups only (its ``output`` and ``inputs*`` groups stay soft). NB201: all six edges."""
-    layout = getattr(space, "layout", None)
-    if not only_ops or layout is None:
-        return (True,) * len(space.group_sizes)
-    return tuple(name.startswith("ops") for name, _, _ in layout.groups)
+    return tuple(space.op_groups) if only_ops else (True,) * len(space.group_sizes)
 
 
 class GumbelSampler(Component):
@@ -321,3 +277,14 @@ def _per_group(
     rest = other.reshape(-1).split(list(sizes))
     out = [fn(p.unsqueeze(0)).squeeze(0) if h else r for p, r, h in zip(parts, rest, hard, strict=True)]
     return torch.cat(out).reshape(values.shape)
+
+
+class Sampler(Plugin):
+    """Turns alphas into mixing weights for a phase (None: leave it to the default softmax)."""
+
+    def sample(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor | None:
+        """Mixing weights for ``alphas`` in ``phase``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement sample(state, alphas, phase)")
+
+    def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor | None:
+        return self.sample(state, alphas, phase)

@@ -3,7 +3,9 @@
 A space builds its supernet, initialises the flat-or-shaped alphas, turns alphas into mixing
 weights (a softmax per group), derives the genotype a method returns, builds the final net's
 weights and mask, and scores a genotype against its tabular benchmark. The loop and the methods
-never test which space they run on.
+never test which space they run on: what a method needs to know (which groups choose ops, a
+partial-channel supernet, the forward options of a sampled cell) the adapter says. The spaces
+themselves are listed in :mod:`nasbench_harness.spaces.catalog`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbench_harness.errors import ConfigError
-
-NB1SHOT1_SPACES = {"nb1shot1-1": 1, "nb1shot1-2": 2, "nb1shot1-3": 3}
-SPACE_NAMES = ("nb201", *NB1SHOT1_SPACES)
+from nasbench_harness.spaces.catalog import get_space_info, open_benchmark
 
 
 class SearchSpaceAdapter(Protocol):
@@ -28,8 +27,11 @@ class SearchSpaceAdapter(Protocol):
     name: str
     group_sizes: tuple[int, ...]
     """Sizes of the softmax groups of the flattened alphas (for the Hessian's flat directions)."""
+    op_groups: tuple[bool, ...]
+    """Per softmax group: True when it chooses an op (NB201: every edge), False when it chooses
+    the cell's topology (NB-1Shot1's output and input groups)."""
 
-    def build_net(self, model: Any, num_classes: int) -> nn.Module: ...
+    def build_net(self, model: Any, num_classes: int, partial_channels: int | None = None) -> nn.Module: ...
     def init_alphas(self, generator: torch.Generator, scale: float) -> torch.Tensor: ...
     def softmax(self, alphas: torch.Tensor) -> torch.Tensor: ...
     def derive(self, alphas: torch.Tensor, include_none: bool) -> Any: ...
@@ -48,11 +50,15 @@ class NB201Space:
 
     name: str = "nb201"
     group_sizes: tuple[int, ...] = (5,) * 6
+    op_groups: tuple[bool, ...] = (True,) * 6
 
-    def build_net(self, model: Any, num_classes: int) -> nn.Module:
+    def build_net(self, model: Any, num_classes: int, partial_channels: int | None = None) -> nn.Module:
+        """The supernet; ``partial_channels`` K: PC-DARTS's (1/K of the channels, edge normalisation)."""
         from nasbench_harness.supernets.nb201 import NB201SearchNet
+        from nasbench_harness.supernets.nb201_pc import PCNB201SearchNet
 
-        return NB201SearchNet(model.channels, model.cells_per_stage, num_classes, model.bn_track_running_stats)
+        args = (model.channels, model.cells_per_stage, num_classes, model.bn_track_running_stats)
+        return NB201SearchNet(*args) if partial_channels is None else PCNB201SearchNet(*args, partial_channels)
 
     def init_alphas(self, generator: torch.Generator, scale: float) -> torch.Tensor:
         from nasbench_harness.supernets.nb201 import init_alphas
@@ -73,9 +79,7 @@ class NB201Space:
         return one_hot(genotype, device), final_net_mask(genotype)
 
     def open_benchmark(self, data_dir: str | os.PathLike[str] | None) -> Any:
-        from nasbench_harness.tabular.nb201 import NB201Benchmark
-
-        return NB201Benchmark.open(data_dir=data_dir)
+        return open_benchmark(self.name, data_dir)
 
     def genotype_columns(self, genotype: Any, weights: torch.Tensor) -> dict[str, Any]:
         counts = genotype.op_counts()
@@ -128,6 +132,7 @@ class NB1Shot1Space:
     number: int
     name: str = ""
     group_sizes: tuple[int, ...] = field(default=())
+    op_groups: tuple[bool, ...] = field(default=())
 
     def __post_init__(self) -> None:
         from nasbench_harness.spaces.nb1shot1 import get_space
@@ -136,12 +141,19 @@ class NB1Shot1Space:
         self.layout = Layout(get_space(self.number))
         self.name = self.name or f"nb1shot1-{self.number}"
         self.group_sizes = self.layout.group_sizes
+        self.op_groups = tuple(name.startswith("ops") for name, _, _ in self.layout.groups)
 
-    def build_net(self, model: Any, num_classes: int) -> nn.Module:
+    def build_net(self, model: Any, num_classes: int, partial_channels: int | None = None) -> nn.Module:
+        """The one-shot model; ``partial_channels`` K: 1/K of each block's channels through its mixed op."""
         from nasbench_harness.supernets.nb1shot1 import NB1Shot1SearchNet
 
         return NB1Shot1SearchNet(
-            self.number, model.channels, model.num_cells, num_classes, model.bn_track_running_stats
+            self.number,
+            model.channels,
+            model.num_cells,
+            num_classes,
+            model.bn_track_running_stats,
+            partial_channels=partial_channels or 1,
         )
 
     def init_alphas(self, generator: torch.Generator, scale: float) -> torch.Tensor:
@@ -185,9 +197,7 @@ class NB1Shot1Space:
         return flat, mask
 
     def open_benchmark(self, data_dir: str | os.PathLike[str] | None) -> Any:
-        from nasbench_harness.tabular.nb101 import NB101Benchmark
-
-        return NB101Benchmark.open(data_dir=data_dir)
+        return open_benchmark(self.name, data_dir)
 
     def genotype_columns(self, genotype: Any, weights: torch.Tensor) -> dict[str, Any]:
         from nasbench_harness.spaces.nb101 import MAXPOOL3X3
@@ -274,9 +284,6 @@ class NB1Shot1Space:
 
 
 def get_search_space(name: str) -> SearchSpaceAdapter:
-    """The adapter of the space ``name`` (nb201, nb1shot1-1, nb1shot1-2, nb1shot1-3)."""
-    if name == "nb201":
-        return NB201Space()
-    if name in NB1SHOT1_SPACES:
-        return NB1Shot1Space(NB1SHOT1_SPACES[name])
-    raise ConfigError(f"unknown search space {name!r}; choose one of: {', '.join(SPACE_NAMES)}")
+    """The adapter of the space ``name`` (:data:`nasbench_harness.spaces.catalog.SPACES`)."""
+    info = get_space_info(name)
+    return NB201Space() if info.family == "nb201" else NB1Shot1Space(info.number or 0)

@@ -15,10 +15,8 @@ from pydantic import Field
 from torch import nn
 
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.methods.base import ArchStep, Batch, Method, SearchState
-from nasbench_harness.methods.options import Options, parse_options
-
-NB1SHOT1_SPACES = {"nb1shot1-1": 1, "nb1shot1-2": 2, "nb1shot1-3": 3}
+from nasbench_harness.methods.engine.base import ArchStep, Batch, Method, SearchState
+from nasbench_harness.methods.engine.options import Options, parse_options
 
 
 class PCDartsOptions(Options):
@@ -43,30 +41,8 @@ class PartialChannelStep(ArchStep):
         self.beta: nn.Parameter | None = None
 
     def build_net(self, space: Any, model: Any, num_classes: int) -> nn.Module | None:
-        """The partial-channel supernet of ``space`` (NB201: :class:`PCNB201SearchNet`)."""
-        if space.name == "nb201":
-            from nasbench_harness.supernets.nb201_pc import PCNB201SearchNet
-
-            return PCNB201SearchNet(
-                model.channels, model.cells_per_stage, num_classes, model.bn_track_running_stats, self.k
-            )
-        if space.name in NB1SHOT1_SPACES:
-            from nasbench_harness.supernets.nb1shot1 import NB1Shot1SearchNet
-
-            return NB1Shot1SearchNet(
-                NB1SHOT1_SPACES[space.name],
-                model.channels,
-                model.num_cells,
-                num_classes,
-                model.bn_track_running_stats,
-                partial_channels=self.k,
-            )
-        return None
-
-    def check_space(self, space: str) -> str | None:
-        if space != "nb201" and space not in NB1SHOT1_SPACES:
-            return f"PC-DARTS has partial-channel supernets for nb201 and {', '.join(NB1SHOT1_SPACES)} only"
-        return None
+        """The space's partial-channel supernet (NB201: with edge normalisation)."""
+        return space.build_net(model, num_classes, partial_channels=self.k)
 
     def setup(self, state: SearchState) -> None:
         if getattr(state.net, "partial_channels", None) != self.k:

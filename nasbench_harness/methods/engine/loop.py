@@ -24,13 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nasbench_harness.config import SearchConfig
 from nasbench_harness.data import SearchData
 from nasbench_harness.data.loader import BatchLoader
 from nasbench_harness.errors import TrainingError
-from nasbench_harness.methods.base import Batch, Method, Rollback, SearchState, Stop
 from nasbench_harness.methods.components.hessian import dominant_eigenvalue, eval_mode, frozen_bn_stats
-from nasbench_harness.methods.config import SearchConfig
-from nasbench_harness.methods.spaces import get_search_space
+from nasbench_harness.methods.engine.adapters import get_search_space
+from nasbench_harness.methods.engine.base import Batch, Method, Rollback, SearchState, Stop
 from nasbench_harness.tracking import RunDir
 
 Progress = Callable[[str, dict[str, Any]], None]

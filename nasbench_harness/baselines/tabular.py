@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from nasbench_harness.errors import ConfigError, GenotypeError, NotInBenchmarkError, RunDirError, UnknownMetricError
+from nasbench_harness.spaces.catalog import get_space_info
 from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype, get_space, random_genotype
 from nasbench_harness.spaces.nb101 import OPS as NB101_OPS
 from nasbench_harness.spaces.nb201 import NUM_CELLS, NUM_EDGES, NUM_OPS, NB201Genotype
@@ -31,7 +32,6 @@ from nasbench_harness.tabular.nb201_metrics import canonical_dataset, resolve_me
 from nasbench_harness.tracking import MANIFEST_FILE, SCHEMA_VERSION, TRAJECTORY_FILE, git_commit, utc_now, versions
 from nasbench_harness.tracking.atomic import atomic_write, atomic_write_json
 
-SPACES = {"nb201": None, "nb1shot1-1": 1, "nb1shot1-2": 2, "nb1shot1-3": 3}
 RANDOM_SEARCH, REGULARIZED_EVOLUTION = "random-search", "regularized-evolution"
 MAX_SKIPS_PER_EVALUATION = 100
 """A run gives up (NotInBenchmarkError) after this many skipped cells per requested evaluation."""
@@ -273,7 +273,7 @@ class _Log:
 
 def _problem(bench: object, space: str, dataset: str) -> _Problem:
     valid_metric, test_metric = _problem_metrics(space, dataset)
-    number = SPACES[space]
+    number = get_space_info(space).number
     if number is None:
         if not isinstance(bench, NB201Benchmark):
             raise ConfigError(f"space nb201 is scored on an NB201Benchmark, got {type(bench).__name__}")
@@ -311,13 +311,12 @@ def _problem(bench: object, space: str, dataset: str) -> _Problem:
 
 def _problem_metrics(space: str, dataset: str) -> tuple[str, str]:
     """Names of the (validation, test) metrics a run on ``space`` and ``dataset`` is scored with."""
-    if space not in SPACES:
-        raise ConfigError(f"unknown space {space!r}; the tabular baselines run on {', '.join(SPACES)}")
+    info = get_space_info(space)
     try:
         canonical = canonical_dataset(dataset)
     except UnknownMetricError as exc:
         raise ConfigError(str(exc)) from None
-    if SPACES[space] is not None:
+    if info.benchmark == "nb101":
         if canonical != "cifar10":
             raise ConfigError(
                 f"{space} is scored on NB101, which trained on CIFAR-10 only; use dataset 'cifar10', not {dataset!r}"

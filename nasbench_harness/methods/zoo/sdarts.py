@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import Field
 
-from nasbench_harness.methods.base import Method
 from nasbench_harness.methods.components.perturbation import AdversarialPerturbation, RandomPerturbation
 from nasbench_harness.methods.components.regularizers import LinearSchedule
-from nasbench_harness.methods.darts import FirstOrderStep
-from nasbench_harness.methods.options import Options, parse_options
+from nasbench_harness.methods.engine.base import Method
+from nasbench_harness.methods.engine.options import Options, parse_options
+from nasbench_harness.methods.zoo.darts import FirstOrderStep
 
 
 class SDARTSOptions(Options):

@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
+from nasbench_harness.config import SearchConfig
 from nasbench_harness.data import SearchData, load_search_data
 from nasbench_harness.errors import RunDirError
-from nasbench_harness.methods.config import SearchConfig
-from nasbench_harness.methods.loop import Progress, Search, resolve_device
-from nasbench_harness.methods.registry import build_method
-from nasbench_harness.methods.spaces import get_search_space
+from nasbench_harness.methods.engine.adapters import get_search_space
+from nasbench_harness.methods.engine.loop import Progress, Search, resolve_device
+from nasbench_harness.registry import build_method
 from nasbench_harness.tracking import RunDir, describe_config_diff, git_commit, utc_now, versions
 
 

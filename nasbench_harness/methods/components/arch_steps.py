@@ -1,21 +1,23 @@
-"""DARTS (Liu et al., 2019): the first-order and the second-order (unrolled) architecture step.
+"""Architecture steps: how the alphas move, given a (search-train, search-valid) batch pair.
 
-The first-order step descends the validation loss in the alphas at the current weights. The
-second-order step takes the validation loss at one virtual SGD step of the weights,
-``w' = w - xi * (momentum * buf + grad_w L_train + wd * w)`` with ``xi`` the current weight
-learning rate, and replaces the mixed second derivative in the alpha gradient by a central
-finite difference with ``epsilon = 0.01 / ||grad_w' L_val||``.
+- :class:`FirstOrderStep` (DARTS first order, and the base of most methods): Adam on
+  ``grad_alpha L_val(w, alpha)`` at the current weights.
+- :class:`SecondOrderStep` (DARTS second order, Liu et al. 2019): the validation loss at one
+  virtual SGD step of the weights, ``w' = w - xi * (momentum * buf + grad_w L_train + wd * w)``
+  with ``xi`` the current weight learning rate; the mixed second derivative in the alpha
+  gradient by a central finite difference with ``epsilon = 0.01 / ||grad_w' L_val||``.
+- :class:`TrainLossStep` (SNAS): the alphas descend the *training* loss.
+
+A method that stops updating the alphas after some epoch wraps its step in :class:`UntilEpoch`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
 
 import torch
 
-from nasbench_harness.methods.base import ArchStep, Batch, Method, SearchState
-from nasbench_harness.methods.options import Options, parse_options
+from nasbench_harness.methods.engine.base import ArchStep, Batch, SearchState
 
 
 class FirstOrderStep(ArchStep):
@@ -113,26 +115,19 @@ def _apply(state: SearchState, grad: torch.Tensor) -> None:
     state.a_optim.step()
 
 
-class DartsOptions(Options):
-    """DARTS's order: 1 (first order) or 2 (unrolled second order)."""
+class TrainLossStep(ArchStep):
+    """alpha <- optimiser step on grad_alpha L_train(w, mixing(alpha)): the arch step of SNAS.
 
-    order: Literal[1, 2] = 1
-
-
-def darts(options: dict[str, Any]) -> Method:
-    """DARTS (Liu, Simonyan & Yang, ICLR 2019, "DARTS: Differentiable Architecture Search").
-
-    Mixing weights softmax(alpha) per edge; the arch step descends the validation loss in the
-    alphas (Adam), the weight step the training loss in the weights (SGD). ``order=1`` (default)
-    uses the gradient at the current weights; ``order=2`` the unrolled gradient at one virtual
-    SGD step, its second-order term by a central finite difference (epsilon = 0.01 / ||grad||).
-    No method-state columns.
+    Uses the *training* batch; the validation batch is ignored. Returns the (training) loss and
+    logits of the step, detached.
     """
-    opts = parse_options(DartsOptions, options, "darts" if options.get("order", 1) == 1 else "darts-2nd")
-    step = FirstOrderStep() if opts.order == 1 else SecondOrderStep()
-    return Method(name="darts" if opts.order == 1 else "darts-2nd", arch_step=step)
 
+    name = "train-loss"
 
-def darts_second_order(options: dict[str, Any]) -> Method:
-    """DARTS with the unrolled second-order arch step."""
-    return darts({"order": 2, **options})
+    def step(self, state: SearchState, train: Batch, valid: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, logits = state.loss(train, state.mixing(), "arch")
+        (grad,) = torch.autograd.grad(loss, [state.alphas])
+        state.a_optim.zero_grad(set_to_none=True)
+        state.alphas.grad = grad.detach()
+        state.a_optim.step()
+        return loss.detach(), logits.detach()

@@ -1,6 +1,6 @@
 """What a search method is: an architecture step plus components plugged into fixed hook points.
 
-The loop (:mod:`nasbench_harness.methods.loop`) calls, for every batch pair:
+The loop (:mod:`nasbench_harness.methods.engine.loop`) calls, for every batch pair:
 
 1. ``method.arch_step.step(state, train_batch, valid_batch)``: update the alphas;
 2. ``component.mixing(state, alphas, phase)``: how alphas become the supernet's mixing weights
@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from nasbench_harness.methods.spaces import SearchSpaceAdapter
+from nasbench_harness.methods.engine.adapters import SearchSpaceAdapter
+from nasbench_harness.methods.engine.options import Options, parse_options
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -240,3 +241,32 @@ class Method:
         for component in self.all_components:
             out.update(component.state_columns())
         return out
+
+
+class Plugin(Component):
+    """A component a user may write and name on the command line: typed ``Params`` (a pydantic
+    :class:`~nasbench_harness.methods.engine.options.Options` model), the ``spaces`` it declares,
+    and the stem of its trajectory columns. The bases of the plugin API (regularizers,
+    perturbations, samplers, early stoppers) derive from it, and so do the built-ins of each kind."""
+
+    Params: ClassVar[type[Options]] = Options
+    spaces: ClassVar[tuple[str, ...]] = ()
+    """The spaces it runs on; empty: every registered space."""
+
+    def __init__(self, params: Options | dict[str, Any] | None = None) -> None:
+        from nasbench_harness.errors import ConfigError
+
+        label = type(self).__name__
+        self.params = params if isinstance(params, Options) else parse_options(self.Params, params, label)
+        if not isinstance(self.params, self.Params):
+            raise ConfigError(f"{label} takes {self.Params.__name__} parameters, got {type(self.params).__name__}")
+
+    @property
+    def column(self) -> str:
+        """The trajectory-column stem: ``name`` if the class sets one, else its name in lower case."""
+        return self.name if type(self).name != Component.name else type(self).__name__.lower()
+
+    def check_space(self, space: str) -> str | None:
+        if self.spaces and space not in self.spaces:
+            return f"{type(self).__name__} declares the spaces {', '.join(self.spaces)} only"
+        return None

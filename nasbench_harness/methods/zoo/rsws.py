@@ -10,9 +10,9 @@ import torch
 from pydantic import Field
 
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.methods.base import ArchStep, Batch, Method, Phase, SearchState
 from nasbench_harness.methods.components.hessian import frozen_bn_stats
-from nasbench_harness.methods.options import Options, parse_options
+from nasbench_harness.methods.engine.base import ArchStep, Batch, Method, Phase, SearchState
+from nasbench_harness.methods.engine.options import Options, parse_options
 
 
 class RSWSOptions(Options):
