@@ -23,8 +23,7 @@ import argparse
 import importlib.util
 
 import torch
-import torch.nn.functional as F
-from nb201_search import BATCH, Step, _layout, batches, measure
+from nb201_search import BATCH, Step, _layout, batches, measure, peer_step
 
 from nasbench_harness.config import build_config
 from nasbench_harness.methods.engine.loop import build_state, weight_step
@@ -37,25 +36,9 @@ def peer(data: list) -> Step:
     from xautodl.models.cell_searchs.search_model_gdas import TinyNetworkGDAS
 
     torch.manual_seed(0)
-    net = TinyNetworkGDAS(16, 5, 4, 10, NAS_BENCH_201, False, False).to(memory_format=torch.channels_last)
+    net = TinyNetworkGDAS(16, 5, 4, 10, NAS_BENCH_201, False, False)
     net.set_tau(10.0)
-    w_optim = torch.optim.SGD(net.get_weights(), 0.025, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    a_optim = torch.optim.Adam(net.get_alphas(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-
-    def step(i: int) -> None:
-        x, y = data[i % len(data)]
-        w_optim.zero_grad()
-        _, logits = net(_layout(x, True))
-        F.cross_entropy(logits, y).backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5)
-        w_optim.step()
-        xv, yv = data[(i + 1) % len(data)]
-        a_optim.zero_grad()
-        _, logits = net(_layout(xv, True))
-        F.cross_entropy(logits, yv).backward()
-        a_optim.step()
-
-    return step
+    return peer_step(net, data, channels_last=True, darts=True)
 
 
 def ours(data: list, gradient: str) -> Step:

@@ -60,7 +60,12 @@ def peer(data: list, channels_last: bool, darts: bool) -> Step:
     from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts
 
     torch.manual_seed(0)
-    net = TinyNetworkDarts(16, 5, 4, 10, NAS_BENCH_201, False, False)
+    return peer_step(TinyNetworkDarts(16, 5, 4, 10, NAS_BENCH_201, False, False), data, channels_last, darts)
+
+
+def peer_step(net: torch.nn.Module, data: list, channels_last: bool, darts: bool) -> Step:
+    """One iteration of an xautodl search model with NB201's optimisers: a weight step (SGD, clip
+    5), then (``darts``) a first-order arch step (Adam) on the next batch."""
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     w_optim = torch.optim.SGD(net.get_weights(), 0.025, momentum=0.9, nesterov=True, weight_decay=5e-4)
