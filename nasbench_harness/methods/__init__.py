@@ -1,1 +1,3 @@
-"""Search methods: the loop, its hook points, and methods composed of components."""
+"""Search methods: ``engine/`` (the loop, its hook points, run start and resume, method options,
+the space adapters), ``components/`` (reusable components by hook kind) and ``zoo/`` (one file
+per paper's method, each a composition of an arch step and components)."""
