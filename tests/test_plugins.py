@@ -140,7 +140,8 @@ def test_a_user_regularizer_runs_end_to_end_from_its_file(
     out_dir = tmp_path / "run"
     code, _, err = nbh(
         capsys, monkeypatch, "search", "--epochs", "2", "--out", str(out_dir), "--data-dir", str(real_data_dir),
-        "--regularizer", f"{EXAMPLE}:SkipPenalty", "--reg-weight", "0.5:1", "--reg-param", 'ops=["skip_connect"]', *TINY,
+        "--regularizer", f"{EXAMPLE}:SkipPenalty", "--reg-weight", "0.5:1",
+        "--reg-param", 'ops=["skip_connect"]', *TINY,
     )  # fmt: skip
     assert code == 0, err
     rows = read_trajectory(out_dir).to_pylist()
@@ -148,7 +149,8 @@ def test_a_user_regularizer_runs_end_to_end_from_its_file(
     assert [r["reg_skip_penalty_weight"] for r in rows] == [0.5, 1.0]  # the ramp, first to last epoch
     manifest = json.loads((out_dir / "manifest.json").read_text())
     (plugin,) = manifest["plugins"]
-    assert plugin["weight"] == {"start": 0.5, "end": 1.0} and plugin["file"] == str(EXAMPLE) and len(plugin["sha256"]) == 64
+    assert plugin["weight"] == {"start": 0.5, "end": 1.0}
+    assert plugin["file"] == str(EXAMPLE) and len(plugin["sha256"]) == 64
     code, _, err = nbh(capsys, monkeypatch, "search", "--reg-weight", "2", "--out", str(tmp_path / "x"), *TINY)
     assert code == 1 and "need --regularizer" in err
 

@@ -86,7 +86,7 @@ def test_final_net_weights_derive_back_to_the_genotype(space: int) -> None:
 def test_nb1shot1_is_cifar10_only() -> None:
     with pytest.raises(ConfigError, match="cifar10 only"):
         build_config("cpu", {"space": "nb1shot1-1", "dataset": "cifar100"})
-    with pytest.raises(ConfigError, match="space: .*unknown search space 'nb1shot1-4'"):
+    with pytest.raises(ConfigError, match=r"space: .*unknown search space 'nb1shot1-4'"):
         build_config("cpu", {"space": "nb1shot1-4"})
 
 
