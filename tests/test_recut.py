@@ -47,7 +47,7 @@ def test_a_ramped_weight_follows_the_epochs() -> None:
         if weight == 0.0:
             assert extra is None
         else:
-            assert float(extra) == pytest.approx(weight * expected, rel=1e-6)
+            assert float(extra.detach()) == pytest.approx(weight * expected, rel=1e-6)
         assert reg.state_columns()["reg_beta_decay_weight"] == weight
     assert reg.extra_loss(state, "weights", state.mixing()) is None  # an arch penalty only
 
