@@ -72,7 +72,7 @@ def search(
         str | None,
         typer.Option(
             "--reg-weight",
-            help="The regularizer's weight: a number, or START:END for a linear ramp over the epochs [default: 1].",
+            help="The regularizer's weight: a number, or START:END for a linear ramp over the epochs (default 1).",
             show_default=False,
         ),
     ] = None,
