@@ -92,10 +92,10 @@ class PluginSpec(_Strict):
     @classmethod
     def _ramp(cls, value: Any) -> Any:
         """``"START:END"`` (as ``--reg-weight 0:50`` writes it) is a ramp."""
-        if isinstance(value, str) and ":" in value:
-            start, _, end = value.partition(":")
-            return {"start": start, "end": end}
-        return value
+        from nasbench_harness.methods.components.schedules import split_ramp
+
+        ramp = split_ramp(value) if isinstance(value, str) else None
+        return value if ramp is None else {"start": ramp[0], "end": ramp[1]}
 
     params: dict[str, Any] = Field(default_factory=dict)
 

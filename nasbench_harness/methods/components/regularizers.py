@@ -25,6 +25,7 @@ last step of a phase it applies to) and ``reg_NAME_weight`` (its weight in that 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -32,7 +33,7 @@ import torch
 
 from nasbench_harness.errors import ConfigError, TrainingError
 from nasbench_harness.methods.components.groups import groups_of
-from nasbench_harness.methods.components.schedules import LinearSchedule
+from nasbench_harness.methods.components.schedules import LinearSchedule, split_ramp
 from nasbench_harness.methods.engine.base import Phase, Plugin, SearchState
 from nasbench_harness.methods.engine.options import Options
 
@@ -50,8 +51,9 @@ def as_schedule(weight: Weight | str | dict[str, Any]) -> LinearSchedule:
         if unknown or "start" not in weight or "end" not in weight:
             raise ConfigError(f"a regularizer weight schedule is {{start: X, end: Y}}; got {weight!r:.80}")
         return LinearSchedule(float(weight["start"]), float(weight["end"]))
-    if isinstance(weight, str) and ":" in weight:
-        start, _, end = weight.partition(":")
+    ramp = split_ramp(weight) if isinstance(weight, str) else None
+    if ramp is not None:
+        start, end = ramp
         try:
             return LinearSchedule(float(start), float(end))
         except ValueError:
@@ -78,7 +80,7 @@ class Regularizer(Plugin):
         super().__init__(params)
         self.schedule = as_schedule(weight)
         for value in (self.schedule.start, self.schedule.end):
-            if not value == value or value in (float("inf"), float("-inf")):  # NaN or infinite
+            if not math.isfinite(value):
                 raise ConfigError(f"{type(self).__name__}: the weight must be finite, got {value}")
         self._last: float | None = None
         self._weight: float | None = None

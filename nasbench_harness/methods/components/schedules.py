@@ -53,3 +53,13 @@ class TemperatureSchedule:
             return max(self.end, self.start * self.decay ** max(0, epoch - 1))
         progress = 0.0 if epochs <= 1 else min(1.0, max(0.0, (epoch - 1) / (epochs - 1)))
         return self.start + (self.end - self.start) * progress
+
+
+def split_ramp(text: str) -> tuple[str, str] | None:
+    """The two halves of a ``"START:END"`` ramp (unparsed), or None when ``text`` is not one.
+
+    The one reader of the ramp syntax, for ``--reg-weight 0:50`` and the config's plugin weights."""
+    if ":" not in text:
+        return None
+    start, _, end = text.partition(":")
+    return start, end
