@@ -82,7 +82,7 @@ class Regularizer(Plugin):
         for value in (self.schedule.start, self.schedule.end):
             if not math.isfinite(value):
                 raise ConfigError(f"{type(self).__name__}: the weight must be finite, got {value}")
-        self._last: float | None = None
+        self._last: torch.Tensor | None = None
         self._weight: float | None = None
 
     @property
@@ -105,15 +105,17 @@ class Regularizer(Plugin):
         value = self.penalty(state, weights, phase)
         if not isinstance(value, torch.Tensor) or value.dim() != 0:
             raise TrainingError(f"{type(self).__name__}.penalty must return a 0-dim tensor, got {value!r:.80}")
-        self._last = float(value.detach())
+        self._last = value.detach()  # read once per epoch, in state_columns
         if not torch.isfinite(value):
             raise TrainingError(
-                f"{type(self).__name__}.penalty returned {self._last} in epoch {state.epoch}, step {state.step + 1}"
+                f"{type(self).__name__}.penalty returned {float(self._last)} in epoch {state.epoch}, "
+                f"step {state.step + 1}"
             )
         return weight * value
 
     def state_columns(self) -> dict[str, float | int | str | None]:
-        return {f"reg_{self.column}": self._last, f"reg_{self.column}_weight": self._weight}
+        last = None if self._last is None else float(self._last)
+        return {f"reg_{self.column}": last, f"reg_{self.column}_weight": self._weight}
 
 
 def beta_decay_loss(alphas: torch.Tensor, group_sizes: Sequence[int]) -> torch.Tensor:
