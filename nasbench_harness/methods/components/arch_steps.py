@@ -8,7 +8,8 @@
   gradient by a central finite difference with ``epsilon = 0.01 / ||grad_w' L_val||``.
 - :class:`TrainLossStep` (SNAS): the alphas descend the *training* loss.
 
-A method that stops updating the alphas after some epoch wraps its step in :class:`UntilEpoch`.
+A method that stops updating the alphas after some epoch says so through the component hook
+``arch_step_on`` (single-stage after freezing, rsws always); the loop then skips the step.
 """
 
 from __future__ import annotations

@@ -13,11 +13,14 @@ The loop (:mod:`nasbench_harness.methods.engine.loop`) calls, for every batch pa
 5. ``component.extra_loss(state, phase, weights)``: regularisers added to the loss of the
    weight step (``phase="weights"``) or the arch step (``phase="arch"``);
 
+``component.arch_step_on(state)`` may turn step 1 off for an epoch (single-stage after freezing);
 and after each epoch ``component.end_of_epoch(state, row)``, which may stop the search
 (:class:`Stop`, e.g. early stopping on the Hessian eigenvalue) or roll it back to an earlier
 snapshot (:class:`Rollback`, DARTS-ADA), and ``state.derive()`` (a component's ``derive``, else
 the space's argmax rule). Components report ``state_columns()`` into the trajectory and say in
-``check_space`` when they cannot run on a space. No hook knows which method it belongs to.
+``check_space`` when they cannot run on a space. They measure through the state's services
+(``state.evaluate``, ``state.evaluate_genotype``, ``state.eigenvalue``) rather than their own
+copies. No hook knows which method it belongs to.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from nasbench_harness.methods.components.hessian import eval_mode, frozen_bn_stats
 from nasbench_harness.methods.engine.adapters import SearchSpaceAdapter
 from nasbench_harness.methods.engine.options import Options, parse_options
 
@@ -71,6 +75,10 @@ class SearchState:
     ``eigenvalue(batch, weight_decay)``, the largest eigenvalue of the Hessian in the alphas of
     the loss on ``batch`` plus ``weight_decay / 2 * ||alpha||^2`` (network in training mode, BN
     statistics untouched, the method's ``eval`` mixing).
+
+    Services for components: :meth:`evaluate` (the supernet under given mixing weights on the
+    evaluation images), :meth:`evaluate_genotype` (a derived final net with inherited weights),
+    :meth:`arch_step_on` (whether the alphas are trained in this epoch).
     """
 
     net: torch.nn.Module
@@ -130,6 +138,56 @@ class SearchState:
                 loss = loss + extra
         return loss, logits
 
+    @torch.no_grad()
+    def evaluate(
+        self,
+        weights: torch.Tensor,
+        mask: Any = None,
+        *,
+        batch_stats: bool = False,
+        batches: Iterable[Batch] | None = None,
+    ) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy in %) of the supernet under ``weights`` (and the path
+        ``mask``) on ``batches``, default the end-of-epoch evaluation images.
+
+        ``batch_stats=False``: eval mode (the supernet as it is). ``True`` (final nets): every BN
+        normalises with the batch's statistics, since a discretised net's activations differ from
+        the supernet's running statistics; those statistics are left untouched. The sums stay on
+        the device and are read once.
+        """
+        if batches is None:
+            if self.eval_batches is None:
+                raise RuntimeError("SearchState.evaluate needs batches: the state has no evaluation images")
+            batches = self.eval_batches()
+        loss_sum = correct = torch.zeros((), dtype=torch.float64, device=self.alphas.device)
+        count = 0
+        with frozen_bn_stats(self.net) if batch_stats else eval_mode(self.net):
+            for x, y in batches:
+                logits = self.net(x, weights, mask=mask)
+                loss_sum = loss_sum + F.cross_entropy(logits, y, reduction="sum").double()
+                correct = correct + (logits.argmax(1) == y).sum()
+                count += y.numel()
+        if count == 0:
+            raise RuntimeError("SearchState.evaluate got no images")
+        loss, hits = torch.stack([loss_sum, correct]).tolist()
+        return loss / count, 100.0 * hits / count
+
+    def final_net_batch_stats(self) -> bool:
+        """Whether derived final nets are evaluated with batch statistics: the first component's
+        answer (single-stage once frozen: no), else yes."""
+        rules = (c.final_net_batch_stats(self) for c in self.method.all_components)
+        return next((r for r in rules if r is not None), True)
+
+    def evaluate_genotype(self, genotype: Any, batches: Iterable[Batch] | None = None) -> float:
+        """Accuracy (%) of ``genotype``'s final net inheriting the supernet's weights: only its
+        path is computed (the space's mask), BN as :meth:`final_net_batch_stats` says."""
+        weights, mask = self.space.final_net(genotype, self.alphas.device)
+        return self.evaluate(weights, mask, batch_stats=self.final_net_batch_stats(), batches=batches)[1]
+
+    def arch_step_on(self) -> bool:
+        """Whether the arch step runs in this epoch: no component's ``arch_step_on`` says no."""
+        return all(c.arch_step_on(self) is not False for c in self.method.all_components)
+
     @property
     def weight_lr(self) -> float:
         """The weight optimiser's current learning rate."""
@@ -157,6 +215,12 @@ class Component:
 
     def setup(self, state: SearchState) -> None:
         """Called once the network, alphas and optimisers exist (before a resumed run's restore)."""
+
+    def arch_step_on(self, state: SearchState) -> bool | None:
+        """False to skip the arch step in ``state.epoch`` (the alphas stay as they are: single-stage
+        after freezing, rsws always); None (the default) leaves it on. The loop still draws the
+        arch batch, so the data order and ``state.arch_batch`` do not depend on it."""
+        return None
 
     def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor | None:
         """The mixing weights for ``alphas`` in ``phase``; None leaves it to later components / the softmax."""

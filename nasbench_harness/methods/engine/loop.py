@@ -28,7 +28,7 @@ from nasbench_harness.config import SearchConfig
 from nasbench_harness.data import SearchData
 from nasbench_harness.data.loader import BatchLoader
 from nasbench_harness.errors import TrainingError
-from nasbench_harness.methods.components.hessian import dominant_eigenvalue, eval_mode, frozen_bn_stats
+from nasbench_harness.methods.components.hessian import dominant_eigenvalue, frozen_bn_stats
 from nasbench_harness.methods.engine.adapters import get_search_space
 from nasbench_harness.methods.engine.base import Batch, Method, Rollback, SearchState, Stop
 from nasbench_harness.tracking import RunDir
@@ -239,9 +239,11 @@ class Search:
         valid_batches = _repeat(self.loaders.valid, epoch)
         totals = np.zeros(3)  # train loss sum, correct predictions, images
         steps = len(self.loaders.train)
+        arch_on = s.arch_step_on()
         for step, train in enumerate(self.loaders.train.epoch(epoch)):
             s.step, s.batch, s.arch_batch = step, train, next(valid_batches)
-            s.method.arch_step.step(s, train, s.arch_batch)
+            if arch_on:
+                s.method.arch_step.step(s, train, s.arch_batch)
             loss, logits = self.weight_step(train)
             n = train[1].numel()
             totals += (float(loss) * n, float((logits.argmax(1) == train[1]).sum()), n)
@@ -266,10 +268,7 @@ class Search:
         genotype = s.derive()
         weights = s.mixing(phase="eval").detach()
         valid_loss, valid_acc = self.evaluate(weights, None, batch_stats=False)
-        final_weights, final_mask = s.space.final_net(genotype, self.device)
-        rules = (c.final_net_batch_stats(s) for c in s.method.all_components)
-        batch_stats = next((r for r in rules if r is not None), True)
-        _, final_acc = self.evaluate(final_weights, final_mask, batch_stats=batch_stats)
+        final_acc = s.evaluate_genotype(genotype)
         row: dict[str, Any] = {
             "valid_loss": valid_loss,
             "valid_acc": valid_acc,
@@ -303,23 +302,9 @@ class Search:
             truth.append(table_error)
         return float(spearmanr(one_shot, truth).statistic) if len(truth) > 2 else float("nan")
 
-    @torch.no_grad()
     def evaluate(self, weights: torch.Tensor, mask: Any, batch_stats: bool) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy in %) on the evaluation images.
-
-        ``batch_stats=False``: eval mode (the supernet as it is). ``True`` (final nets): every BN
-        normalises with the batch's statistics, since a discretised net's activations differ from
-        the supernet's running statistics; those statistics are left untouched.
-        """
-        net = self.state.net
-        loss_sum = correct = count = 0.0
-        with frozen_bn_stats(net) if batch_stats else eval_mode(net):
-            for x, y in self.loaders.evaluation.epoch(0):
-                logits = net(x, weights, mask=mask)
-                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-                correct += float((logits.argmax(1) == y).sum())
-                count += y.numel()
-        return loss_sum / count, 100.0 * correct / count
+        """(mean cross-entropy, accuracy in %) on the evaluation images: :meth:`SearchState.evaluate`."""
+        return self.state.evaluate(weights, mask, batch_stats=batch_stats)
 
     def eigenvalue(self, batch: Batch | None = None, weight_decay: float = 0.0) -> float:
         """Largest eigenvalue of the Hessian in the alphas of the loss on ``batch`` (default: the

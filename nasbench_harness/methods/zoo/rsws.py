@@ -10,7 +10,6 @@ import torch
 from pydantic import Field
 
 from nasbench_harness.errors import ConfigError
-from nasbench_harness.methods.components.hessian import frozen_bn_stats
 from nasbench_harness.methods.engine.base import ArchStep, Batch, Method, Phase, SearchState
 from nasbench_harness.methods.engine.options import Options, parse_options
 
@@ -35,20 +34,10 @@ def uniform_genotype(state: SearchState, generator: torch.Generator | None = Non
 
 
 def oneshot_accuracy(state: SearchState, genotype: Any, batches: Iterable[Batch]) -> float:
-    """Accuracy (%) of ``genotype``'s final net with the supernet's shared weights on ``batches``.
-
-    As the loop evaluates final nets: only the path is computed (its mask), and every BN uses the
-    batch's statistics (the shared running statistics belong to the mixture of paths) without
-    moving them.
-    """
-    weights, mask = state.space.final_net(genotype, state.alphas.device)
-    correct = count = 0
-    with torch.no_grad(), frozen_bn_stats(state.net):
-        for x, y in batches:
-            logits = state.net(x, weights, mask=mask)
-            correct += int((logits.argmax(1) == y).sum())
-            count += y.numel()
-    return 100.0 * correct / max(count, 1)
+    """Accuracy (%) of ``genotype``'s final net with the supernet's shared weights on ``batches``,
+    as the loop evaluates final nets (:meth:`SearchState.evaluate_genotype`: only the path is
+    computed, every BN uses the batch's statistics without moving them)."""
+    return state.evaluate_genotype(genotype, batches)
 
 
 class RandomWeightSharing(ArchStep):
@@ -63,8 +52,8 @@ class RandomWeightSharing(ArchStep):
         self.candidates: list[tuple[Any, float]] = []
         """The last ranking: (genotype, one-shot accuracy %) of every candidate, in drawing order."""
 
-    def step(self, state: SearchState, train: Batch, valid: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.zeros(()), torch.zeros(0)
+    def arch_step_on(self, state: SearchState) -> bool:
+        return False  # the alphas are never trained
 
     def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor | None:
         if phase != "weights":

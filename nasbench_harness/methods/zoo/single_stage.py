@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.components.arch_steps import FirstOrderStep
 from nasbench_harness.methods.components.regularizers import group_entropy
-from nasbench_harness.methods.engine.base import ArchStep, Batch, Method, Phase, SearchState
+from nasbench_harness.methods.engine.base import Method, Phase, SearchState
 from nasbench_harness.methods.engine.options import Options, parse_options
 
 
@@ -32,14 +32,14 @@ class SingleStageOptions(Options):
         return self
 
 
-class SingleStage(ArchStep):
-    """Arch step, mixing, forward options, penalty and derivation of :func:`single_stage`."""
+class SingleStage(FirstOrderStep):
+    """First-order DARTS until the freeze epoch, then no arch step; mixing, forward options,
+    penalty and derivation of :func:`single_stage`."""
 
     name = "single-stage"
 
     def __init__(self, options: SingleStageOptions) -> None:
         self.options = options
-        self._darts = FirstOrderStep()
         self.frozen_epoch: int | None = None
         self._frozen: tuple[Any, torch.Tensor, Any] | None = None  # genotype, one-hot weights, mask
         self._sample: tuple[tuple[int, int], Any] | None = None  # (epoch, step), mask of the weight step
@@ -69,10 +69,8 @@ class SingleStage(ArchStep):
         progress = min(1.0, (epoch - 1) / (self._freeze_at - 1)) if self._freeze_at > 1 else 0.0
         return o.tau_max - (o.tau_max - o.tau_min) * progress
 
-    def step(self, state: SearchState, train: Batch, valid: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.frozen:  # the architecture is fixed: nothing to learn, nothing to compute
-            return torch.zeros(()), torch.zeros(0)
-        return self._darts.step(state, train, valid)
+    def arch_step_on(self, state: SearchState) -> bool:
+        return not self.frozen  # once frozen, nothing to learn and nothing to compute
 
     def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor | None:
         if self._frozen is not None:
@@ -126,8 +124,7 @@ class SingleStage(ArchStep):
         return self._frozen[0] if self._frozen is not None else None
 
     def final_net_batch_stats(self, state: SearchState) -> bool | None:
-        """False once frozen: the final net is trained, its BN running statistics are its own.
-        (For a loop hook proposed to the lead; the loop does not ask yet.)"""
+        """False once frozen: the final net is trained, its BN running statistics are its own."""
         return False if self.frozen else None
 
     def state_columns(self) -> dict[str, float | int | str | None]:
