@@ -369,3 +369,31 @@ def test_import_loads_neither_torch_nor_pyarrow() -> None:
     code = "import sys, nasbench_harness.tracking; print('torch' in sys.modules, 'pyarrow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+# -- runs without epochs (the table-only baselines) ---------------------------------------------
+def test_write_table_fixes_types_and_counts_rows(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "baseline")
+    run.create({"kind": "tabular-baseline"})
+    rows = [{"evaluation": 1, "parent": None, "valid_acc": 90}, {"evaluation": 2, "parent": None, "valid_acc": 91.5}]
+    run.write_table(rows, {"parent": "str", "valid_acc": "float"})
+    table = read_trajectory(run.path)
+    assert table.schema.field("parent").type == pa.string()  # all null, typed as asked
+    assert table.schema.field("valid_acc").type == pa.float64()
+    assert table.schema.field("evaluation").type == pa.int64()
+    assert table.column("valid_acc").to_pylist() == [90.0, 91.5]
+    manifest = run.read_manifest()
+    assert (manifest["epochs_completed"], manifest["last_epoch"], manifest["status"]) == (2, None, "running")
+    run.write_table(rows[:1])  # replaces, never appends
+    assert read_trajectory(run.path).num_rows == 1
+    run.set_status("finished")
+    with pytest.raises(RunDirError, match="status 'finished'"):
+        run.write_table(rows)
+    assert read_trajectory(run.path).num_rows == 1  # nothing written is lost
+
+
+def test_write_table_rejects_an_unknown_kind(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "baseline")
+    run.create({"kind": "tabular-baseline"})
+    with pytest.raises(ConfigError, match="kinds take bool, int, float, str"):
+        run.write_table([{"a": 1}], {"a": "decimal"})

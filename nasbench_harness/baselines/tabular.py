@@ -29,8 +29,7 @@ from nasbench_harness.tabular.nb1shot1 import TEST, VALID, score
 from nasbench_harness.tabular.nb101 import NB101Benchmark
 from nasbench_harness.tabular.nb201 import NB201Benchmark
 from nasbench_harness.tabular.nb201_metrics import canonical_dataset, resolve_metric
-from nasbench_harness.tracking import MANIFEST_FILE, SCHEMA_VERSION, TRAJECTORY_FILE, git_commit, utc_now, versions
-from nasbench_harness.tracking.atomic import atomic_write, atomic_write_json
+from nasbench_harness.tracking import MANIFEST_FILE, TRAJECTORY_FILE, RunDir, git_commit, versions
 
 RANDOM_SEARCH, REGULARIZED_EVOLUTION = "random-search", "regularized-evolution"
 MAX_SKIPS_PER_EVALUATION = 100
@@ -163,49 +162,43 @@ def mutate(genotype: Genotype, rng: np.random.Generator) -> Genotype:
 
 
 def write_trace(trace: TabularTrace, run_dir: str | Path) -> Path:
-    """Write ``trajectory.parquet`` (one row per evaluation) and ``manifest.json`` (status "finished")."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    """Write the trace as a run directory (:class:`~nasbench_harness.tracking.RunDir`): its
+    ``trajectory.parquet`` (one row per evaluation) and ``manifest.json`` (kind
+    "tabular-baseline", status "finished")."""
     if not trace.rows:
         raise ConfigError(f"a trace to write needs at least one evaluated row; the {trace.method} trace has none")
     path = Path(run_dir)
     taken = [name for name in (MANIFEST_FILE, TRAJECTORY_FILE) if (path / name).exists()]
     if taken:
         raise RunDirError(f"{path} already holds {', '.join(taken)}; write the trace to an empty or new directory")
-    rows = [{"method": trace.method, "seed": trace.seed, **row} for row in trace.rows]
-    kinds = {**dict.fromkeys(rows[0], pa.float64()), **dict.fromkeys(STRING_COLUMNS, pa.string())}
-    schema = pa.schema({**kinds, **dict.fromkeys(INT_COLUMNS, pa.int64())})
-    table = pa.Table.from_pylist(rows, schema=schema)
-    path.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path / TRAJECTORY_FILE) as f:
-        pq.write_table(table, f)
     valid_metric, test_metric = _problem_metrics(trace.space, trace.dataset)
+    run = RunDir(path)
+    run.create(
+        {
+            "kind": "tabular-baseline",
+            "method": trace.method,
+            "space": trace.space,
+            "dataset": trace.dataset,
+            "seed": trace.seed,
+            "n": len(trace.rows),
+            "population": trace.population,
+            "sample": trace.sample,
+            "metrics": {"valid": valid_metric, "test": test_metric},
+            "versions": versions(torch=False),
+            "git": git_commit(),
+        }
+    )
+    rows = [{"method": trace.method, "seed": trace.seed, **row} for row in trace.rows]
+    kinds = {**dict.fromkeys(rows[0], "float"), **dict.fromkeys(STRING_COLUMNS, "str")}
+    run.write_table(rows, {**kinds, **dict.fromkeys(INT_COLUMNS, "int")})
     last = trace.rows[-1]
-    now = utc_now()
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "tabular-baseline",
-        "status": "finished",
-        "error": None,
-        "created": now,
-        "updated": now,
-        "method": trace.method,
-        "space": trace.space,
-        "dataset": trace.dataset,
-        "seed": trace.seed,
-        "n": len(trace.rows),
-        "population": trace.population,
-        "sample": trace.sample,
-        "metrics": {"valid": valid_metric, "test": test_metric},
-        "skipped_not_in_benchmark": trace.skipped_not_in_benchmark,
-        "incumbent": last["incumbent"],
-        "incumbent_test_acc": last["incumbent_test_acc"],
-        "regret_test": last["regret_test"],
-        "versions": versions(torch=False),
-        "git": git_commit(),
-    }
-    atomic_write_json(path / MANIFEST_FILE, manifest)
+    run.update_manifest(
+        skipped_not_in_benchmark=trace.skipped_not_in_benchmark,
+        incumbent=last["incumbent"],
+        incumbent_test_acc=last["incumbent_test_acc"],
+        regret_test=last["regret_test"],
+    )
+    run.set_status("finished")
     return path
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasbench_harness.errors import ConfigError, RunDirError
 from nasbench_harness.tracking.atomic import atomic_write, atomic_write_json, remove_stale_temps
-from nasbench_harness.tracking.columns import ColumnStore
+from nasbench_harness.tracking.columns import KINDS, ColumnStore
 from nasbench_harness.tracking.configdiff import describe_config_diff
 from nasbench_harness.tracking.manifest import (
     MANIFEST_FILE,
@@ -171,6 +171,26 @@ class RunDir:
             alphas.restore(saved[1])
             raise
         self._write_manifest({**manifest, "epochs_completed": trajectory.n_rows, "last_epoch": epoch})
+
+    def write_table(self, rows: Iterable[Mapping[str, Any]], kinds: Mapping[str, str] | None = None) -> None:
+        """Record a run without epochs (the table-only baselines: one row per evaluated cell) as
+        its whole trajectory, replacing any rows written before; no alphas, no checkpoint.
+
+        ``kinds`` fixes column types ("bool", "int", "float", "str") that the values alone would
+        leave open (a column of nulls) or widen, so runs of one kind share one Parquet schema.
+        """
+        manifest = self.read_manifest()
+        if manifest.get("status") != "running":
+            raise RunDirError(f"{self.path} holds a run with status {manifest.get('status')!r}; it takes no rows")
+        store = ColumnStore("trajectory row")
+        for key, kind in (kinds or {}).items():
+            if kind not in KINDS:
+                raise ConfigError(f"write_table() kinds take {', '.join(KINDS)}, got {kind!r} for {key!r}")
+            store.kinds[key], store.columns[key] = kind, []
+        store.append(rows)
+        _write_parquet(self.path / TRAJECTORY_FILE, store.to_table(), self.durable)
+        self._trajectory = store
+        self._write_manifest({**manifest, "epochs_completed": store.n_rows, "last_epoch": None})
 
     def trajectory_rows(self) -> list[dict[str, Any]]:
         """The committed trajectory rows as dicts (copies), from memory or else from the file."""
