@@ -27,7 +27,7 @@ GDAS and SNAS, the Dirichlet mean for DrNAS).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -98,7 +98,34 @@ def sampled_groups(space: Any, only_ops: bool) -> tuple[bool, ...]:
     return tuple(space.op_groups) if only_ops else (True,) * len(space.group_sizes)
 
 
-class GumbelSampler(Component):
+class TemperedSampler(Component):
+    """A sampler whose relaxation temperature follows a schedule over the epochs; reports it in
+    the column ``tau_column`` and forgets its per-step sample after every epoch."""
+
+    tau_column: ClassVar[str] = "tau"
+
+    def __init__(self, tau: TemperatureSchedule) -> None:
+        self.tau = tau
+        self._tau_now: float | None = None
+
+    def temperature(self, state: SearchState) -> float:
+        """Tau of the current epoch."""
+        self._tau_now = self.tau.at(state.epoch, state.epochs)
+        return self._tau_now
+
+    def forget(self) -> None:
+        """Drop what was kept of the last step (a sample, forward options)."""
+
+    def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
+        self.temperature(state)
+        self.forget()
+        return None
+
+    def state_columns(self) -> dict[str, float | int | str | None]:
+        return {self.tau_column: self._tau_now}
+
+
+class GumbelSampler(TemperedSampler):
     """GDAS's mixing: one op per group by Gumbel-max, straight-through gradient.
 
     Phases ``arch``/``weights``: a fresh sample per call; sampled groups are exactly one-hot
@@ -120,6 +147,7 @@ class GumbelSampler(Component):
     """
 
     name = "gdas-sampler"
+    tau_column = "gdas_tau"
 
     def __init__(
         self,
@@ -129,19 +157,14 @@ class GumbelSampler(Component):
         eval_mixing: str = "softmax",
         gradient: str = "reference",
     ) -> None:
-        self.tau, self.only_ops, self.soft = tau, only_ops, soft
+        super().__init__(tau)
+        self.only_ops, self.soft = only_ops, soft
         self.eval_mixing, self.gradient = eval_mixing, gradient
         self._hard: tuple[bool, ...] = ()
         self._options: tuple[tuple[str, int, int], dict[str, Any]] | None = None
-        self._tau_now: float | None = None
 
     def setup(self, state: SearchState) -> None:
         self._hard = sampled_groups(state.space, self.only_ops)
-
-    def temperature(self, state: SearchState) -> float:
-        """Tau of the current epoch."""
-        self._tau_now = self.tau.at(state.epoch, state.epochs)
-        return self._tau_now
 
     def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor:
         sizes = state.space.group_sizes
@@ -162,16 +185,11 @@ class GumbelSampler(Component):
             return {}
         return self._options[1]
 
-    def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
-        self.temperature(state)
+    def forget(self) -> None:
         self._options = None
-        return None
-
-    def state_columns(self) -> dict[str, float | int | str | None]:
-        return {"gdas_tau": self._tau_now}
 
 
-class RelaxedSampler(Component):
+class RelaxedSampler(TemperedSampler):
     """SNAS's mixing: a relaxed Gumbel-softmax sample in every group.
 
     Phase ``arch``: a fresh sample (differentiable in alpha), kept for the weight step of the
@@ -184,16 +202,11 @@ class RelaxedSampler(Component):
     """
 
     name = "snas-sampler"
+    tau_column = "snas_tau"
 
     def __init__(self, tau: TemperatureSchedule) -> None:
-        self.tau = tau
+        super().__init__(tau)
         self._kept: tuple[tuple[int, int], torch.Tensor] | None = None
-        self._tau_now: float | None = None
-
-    def temperature(self, state: SearchState) -> float:
-        """Tau of the current epoch."""
-        self._tau_now = self.tau.at(state.epoch, state.epochs)
-        return self._tau_now
 
     def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor:
         if phase == "eval":
@@ -207,13 +220,8 @@ class RelaxedSampler(Component):
             self._kept = (key, weights.detach())
         return weights
 
-    def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
-        self.temperature(state)
+    def forget(self) -> None:
         self._kept = None
-        return None
-
-    def state_columns(self) -> dict[str, float | int | str | None]:
-        return {"snas_tau": self._tau_now}
 
 
 class DirichletSampler(Component):
