@@ -220,7 +220,7 @@ def test_an_interrupted_run_resumes_but_a_failed_one_waits_for_retry(tmp_path: P
     runs = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path)
     for run, error in ((runs[0], "interrupted by the user; continue with ..."), (runs[1], "TrainingError: nan")):
         run.path.mkdir(parents=True)
-        (run.path / "manifest.json").write_text(json.dumps({"status": "failed", "error": error}))
+        (run.path / "manifest.json").write_text(json.dumps({"schema_version": 1, "status": "failed", "error": error}))
     assert run_status(runs[0].path) == "interrupted" and run_status(runs[1].path) == "failed"
     skipped = run_one(runs[1], "cpu", None, retry_failed=False)
     assert skipped.status == "skipped-failed" and "--retry-failed" in skipped.message

@@ -1,4 +1,8 @@
-"""The trajectory figures of the robust-DARTS papers, drawn from the tidy ``epochs``/``runs`` frames.
+"""The trajectory figures of the robust-DARTS papers, drawn from the tidy ``epochs`` frame.
+
+The final-accuracy box plot and the results table (from the ``runs`` frame) are in
+:mod:`nasbench_harness.analysis.final` and importable from here too; the mean and standard error
+over seeds, and the eigenvalue's moving average, come from :mod:`nasbench_harness.analysis.aggregate`.
 
 Every function returns a ``matplotlib.figure.Figure`` (Agg canvas, no pyplot state); ``save``
 writes it as SVG and PNG. Curves are the mean over seeds with a band of one standard error; the
@@ -15,7 +19,7 @@ column(s) or saying "no runs for this figure"; a panel whose values are all NaN 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +29,22 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from nasbench_harness.analysis.aggregate import aggregate, moving_average
+from nasbench_harness.analysis.final import NB201_TEST_COLUMNS, final_accuracy_box, results_table
 from nasbench_harness.analysis.plotstyle import (
     OKABE_ITO,
-    activate,
-    dataset_label,
     method_color,
     method_style,
     no_data,
     panel_grid,
     panel_title,
-    space_label,
+    require_columns,
     style_axes,
 )
 from nasbench_harness.errors import ConfigError
 
-__all__ = [
+__all__ = [  # final_accuracy_box, results_table and NB201_TEST_COLUMNS live in analysis.final
+    "NB201_TEST_COLUMNS",
     "alphas_over_epochs",
     "eigenvalue_vs_epoch",
     "final_accuracy_box",
@@ -51,30 +56,12 @@ __all__ = [
     "test_acc_vs_epoch",
 ]
 
-NB201_TEST_COLUMNS: dict[str, str] = {
-    "nb201_cifar10_test": "cifar10",
-    "nb201_cifar100_test": "cifar100",
-    "nb201_imagenet16_120_test": "imagenet16_120",
-}
 REGRET_FLOOR = 1e-2  # points; a zero regret cannot be drawn on a log axis, so it is drawn here
 SAVE_FORMATS = ("svg", "png", "pdf")
 _PANEL_KEYS = ["space", "dataset"]
 
 
-# --- data checks and aggregation ------------------------------------------------------------
-
-
-def _require(frame: pd.DataFrame, columns: Iterable[str], figure: str, what: str = "epochs") -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ConfigError(
-            f"{figure}: the {what} frame lacks the column(s) {', '.join(missing)}; "
-            f"it has {', '.join(map(str, frame.columns)) or 'none'}"
-        )
-    if frame.empty:
-        raise ConfigError(f"{figure}: no runs for this figure (the {what} frame has no rows)")
-    if "method" in frame.columns:
-        activate(frame["method"].dropna())
+# --- data checks and drawing ----------------------------------------------------------------
 
 
 def _epoch_rows(epochs: pd.DataFrame, columns: Sequence[str], figure: str) -> pd.DataFrame:
@@ -82,29 +69,11 @@ def _epoch_rows(epochs: pd.DataFrame, columns: Sequence[str], figure: str) -> pd
     (the loader's ``path`` when there is no ``run``)."""
     if "run" not in epochs.columns and "path" in epochs.columns:
         epochs = epochs.assign(run=epochs["path"].astype(str))
-    _require(epochs, ["space", "method", "run", "epoch", *columns], figure)
+    require_columns(epochs, ["space", "method", "run", "epoch", *columns], figure)
     epochs = epochs[epochs["epoch"].notna()]
     if epochs.empty:
         raise ConfigError(f"{figure}: no runs for this figure (no row has an epoch; baselines have none)")
     return epochs.assign(epoch=epochs["epoch"].astype(float))
-
-
-def _final_columns(runs: pd.DataFrame) -> pd.DataFrame:
-    """Accept the loader's ``final_<metric>`` names for the final accuracies."""
-    rename = {
-        f"final_{c}": c
-        for c in ("test_acc", *NB201_TEST_COLUMNS)
-        if c not in runs.columns and f"final_{c}" in runs.columns
-    }
-    return runs.rename(columns=rename)
-
-
-def _aggregate(frame: pd.DataFrame, value: str, by: Sequence[str] = ("epoch",)) -> pd.DataFrame:
-    """Mean, standard error and count of non-NaN ``value`` per group (across runs/seeds)."""
-    grouped = frame.groupby(list(by), sort=True, dropna=False)[value]
-    out = grouped.agg(mean="mean", std="std", n="count").reset_index()
-    out["sem"] = out["std"] / np.sqrt(out["n"].where(out["n"] > 0))
-    return out
 
 
 def _n_label(method: str, counts: pd.Series) -> str:
@@ -133,7 +102,7 @@ def _draw_mean(
     floor: float | None = None,
 ) -> Line2D | None:
     """One method's mean line (+ standard-error band); None when every value is NaN."""
-    agg = _aggregate(frame, value)
+    agg = aggregate(frame, value, by=("epoch",))
     agg = agg[agg["n"] > 0]
     if agg.empty:
         return None
@@ -321,9 +290,9 @@ def eigenvalue_vs_epoch(epochs: pd.DataFrame) -> Figure:
 
 
 def _smooth(epochs: pd.DataFrame) -> pd.Series:
-    measured = epochs[epochs["eigenvalue"].notna()].sort_values(["run", "epoch"])
-    smooth = measured.groupby("run")["eigenvalue"].transform(lambda s: s.rolling(5, min_periods=1).mean())
-    return smooth.reindex(epochs.index)
+    """The loader's ``eigenvalue_smooth``, for frames built without it: per run, in epoch order."""
+    ordered = epochs.sort_values(["run", "epoch"])
+    return ordered.groupby("run")["eigenvalue"].transform(moving_average).reindex(epochs.index)
 
 
 def _early_stops(measured: pd.DataFrame) -> list[tuple[float, float]]:
@@ -341,75 +310,10 @@ def _early_stops(measured: pd.DataFrame) -> list[tuple[float, float]]:
     return out
 
 
-def _final_panels(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
-    """(title, runs, accuracy column) of each panel of the final-accuracy figure."""
-    panels = []
-    nb201 = runs[runs["space"] == "nb201"]
-    nb201_columns = [c for c in NB201_TEST_COLUMNS if c in runs.columns]
-    has_dataset = "dataset" in runs.columns
-    groups = nb201.groupby("dataset", sort=True) if has_dataset else [(None, nb201)]
-    for searched, sub in groups:
-        origin = "" if searched is None or nb201["dataset"].nunique() < 2 else f" (searched on {searched})"
-        for column in nb201_columns:
-            if sub[column].notna().any():
-                title = f"{space_label('nb201')} · {dataset_label(NB201_TEST_COLUMNS[column])}{origin}"
-                panels.append((title, sub, column))
-        if not nb201_columns and "test_acc" in sub.columns:
-            panels.append((panel_title("nb201", searched), sub, "test_acc"))
-    if "test_acc" in runs.columns:
-        others = runs[runs["space"] != "nb201"]
-        keys = ["space", "dataset"] if has_dataset else ["space"]
-        for key, sub in others.groupby(keys, sort=True):
-            space, dataset = key[0], key[1] if has_dataset else None
-            if sub["test_acc"].notna().any():
-                panels.append((panel_title(space, dataset), sub, "test_acc"))
-    return panels
-
-
-def final_accuracy_box(runs: pd.DataFrame) -> Figure:
-    """Final test accuracy (%) per method: each seed a point (deterministic jitter) over a box;
-    one panel per NB201 data set (``nb201_*_test``) and per NB-1Shot1 space (``test_acc``)."""
-    runs = _final_columns(runs)
-    _require(runs, ["space", "method"], "final-accuracy figure", what="runs")
-    if "test_acc" not in runs.columns and not any(c in runs.columns for c in NB201_TEST_COLUMNS):
-        raise ConfigError(
-            f"final-accuracy figure: the runs frame lacks the column(s) test_acc (and {', '.join(NB201_TEST_COLUMNS)})"
-        )
-    panels = _final_panels(runs)
-    if not panels:
-        raise ConfigError("final-accuracy figure: no runs for this figure (every final accuracy is NaN)")
-    fig, axes = panel_grid(len(panels), width=max(3.2, 0.9 * runs["method"].nunique() + 1.5))
-    for ax, (title, sub, column) in zip(axes, panels, strict=True):
-        style_axes(ax)
-        ax.set_title(title)
-        _box(ax, sub, column)
-        ax.set_ylabel("test accuracy (%)")
-    fig.suptitle("Final test accuracy per method")
-    return fig
-
-
-def _box(ax: Axes, runs: pd.DataFrame, column: str) -> None:
-    order = "seed" if "seed" in runs.columns else "method"
-    groups = [(str(m), g.sort_values(order)[column].dropna()) for m, g in runs.groupby("method", sort=True)]
-    groups = [(m, v) for m, v in groups if len(v)]
-    positions = np.arange(1, len(groups) + 1)
-    boxes = ax.boxplot(
-        [v.to_numpy(float) for _, v in groups], positions=positions, widths=0.55, showfliers=False, patch_artist=True
-    )
-    for patch, (method, _) in zip(boxes["boxes"], groups, strict=True):
-        patch.set(facecolor=method_color(method), alpha=0.2, edgecolor="0.3")
-    for median in boxes["medians"]:
-        median.set(color="0.2")
-    for pos, (method, values) in zip(positions, groups, strict=True):
-        jitter = np.linspace(-0.16, 0.16, len(values)) if len(values) > 1 else np.zeros(1)
-        ax.scatter(pos + jitter, values, s=22, color=method_color(method), edgecolors="white", lw=0.5, zorder=3)
-    ax.set_xticks(positions, [f"{m}\n(n={len(v)})" for m, v in groups], fontsize="small")
-
-
 def alphas_over_epochs(alphas: pd.DataFrame, title: str | None = None) -> Figure:
     """Softmax weight of each operation on each edge over the epochs of one run (a panel per edge,
     a line per operation)."""
-    _require(alphas, ["epoch", "edge", "op", "weight"], "alphas figure", what="alphas")
+    require_columns(alphas, ["epoch", "edge", "op", "weight"], "alphas figure", what="alphas")
     if "run" in alphas.columns and alphas["run"].nunique() > 1:
         raise ConfigError(f"alphas figure: give the alphas of one run, not {alphas['run'].nunique()} runs")
     edges = list(dict.fromkeys(alphas["edge"]))
@@ -433,44 +337,7 @@ def alphas_over_epochs(alphas: pd.DataFrame, title: str | None = None) -> Figure
     return fig
 
 
-# --- table and saving ------------------------------------------------------------------------
-
-
-def _mean_std(values: pd.Series) -> str:
-    v = values.dropna().to_numpy(float)
-    if v.size == 0:
-        return "—"
-    if v.size == 1:
-        return f"{v[0]:.2f} (1)"
-    return f"{v.mean():.2f} ± {v.std(ddof=1):.2f} ({v.size})"
-
-
-def results_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Final test accuracy as "mean ± std (n)" strings (%, sample std over seeds), a row per method
-    and a column per data set, as in the NAS-Bench-201 paper (NB201: CIFAR-10, CIFAR-100,
-    ImageNet16-120 from ``nb201_*_test``; NB-1Shot1: ``test_acc`` per space). When NB201 runs were
-    searched on several data sets the row says which (``darts [cifar100]``). Ready for ``to_html``."""
-    runs = _final_columns(runs)
-    _require(runs, ["space", "method"], "results table", what="runs")
-    cells: dict[str, dict[str, str]] = {}
-    nb201 = runs[runs["space"] == "nb201"]
-    several = "dataset" in runs.columns and nb201["dataset"].nunique() > 1
-    for key, sub in nb201.groupby(["method", "dataset"] if several else ["method"], sort=True):
-        row = f"{key[0]} [{key[1]}]" if several else str(key[0])
-        for column, dataset in NB201_TEST_COLUMNS.items():
-            if column in sub.columns and runs[column].notna().any():
-                cells.setdefault(row, {})[dataset_label(dataset)] = _mean_std(sub[column])
-        if not any(c in runs.columns for c in NB201_TEST_COLUMNS) and "test_acc" in runs.columns:
-            cells.setdefault(row, {})[space_label("nb201")] = _mean_std(sub["test_acc"])
-    others = runs[runs["space"] != "nb201"]
-    if "test_acc" in runs.columns:
-        for (method, space), sub in others.groupby(["method", "space"], sort=True):
-            cells.setdefault(str(method), {})[space_label(space)] = _mean_std(sub["test_acc"])
-    if not cells:
-        raise ConfigError("results table: no runs for this table")
-    table = pd.DataFrame.from_dict(cells, orient="index").sort_index().fillna("—")
-    table.index.name = "method"
-    return table
+# --- saving ------------------------------------------------------------------------
 
 
 def save(

@@ -1,4 +1,5 @@
-"""Shared look of the figures: Okabe-Ito colours, a fixed colour per method, panel grids, labels.
+"""Shared look of the figures: Okabe-Ito colours, a fixed colour per method, panel grids, labels,
+and the check every figure makes of its frame.
 
 Figures are built on ``matplotlib.figure.Figure`` with an Agg canvas, so nothing here touches
 pyplot's global state or selects a backend.
@@ -14,6 +15,8 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from nasbench_harness.errors import ConfigError
 
 # Okabe & Ito (2008), colour-blind safe; yellow last because it is faint on white.
 OKABE_ITO: tuple[str, ...] = (
@@ -149,3 +152,18 @@ def style_axes(ax: Axes) -> None:
     ax.set_axisbelow(True)
     ax.spines["top"].set_visible(False)
     ax.spines["right"].set_visible(False)
+
+
+def require_columns(frame: Any, columns: Iterable[str], figure: str, what: str = "epochs") -> None:
+    """Check a frame before drawing ``figure``: ``ConfigError`` naming the missing columns, or
+    saying "no runs for this figure" when it has no rows; then :func:`activate` its methods."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigError(
+            f"{figure}: the {what} frame lacks the column(s) {', '.join(missing)}; "
+            f"it has {', '.join(map(str, frame.columns)) or 'none'}"
+        )
+    if frame.empty:
+        raise ConfigError(f"{figure}: no runs for this figure (the {what} frame has no rows)")
+    if "method" in frame.columns:
+        activate(frame["method"].dropna())

@@ -1,4 +1,5 @@
-"""Many run directories as two tidy pandas frames, plus aggregates over seeds.
+"""Many run directories as two tidy pandas frames, and the final-results table over seeds (the
+aggregates themselves are in :mod:`nasbench_harness.analysis.aggregate`).
 
 :func:`load_runs` reads ``manifest.json`` and ``trajectory.parquet`` of search runs (``nbh search``)
 and table-only baselines (``nbh baseline``); see ``results/README.md`` for the columns. It never
@@ -40,7 +41,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nasbench_harness.errors import ConfigError, RunDirError, UnknownMetricError
+from nasbench_harness.analysis.aggregate import EIGEN_WINDOW, aggregate, mean_std_text, moving_average, summarize
+from nasbench_harness.errors import ConfigError, RunDirError
 from nasbench_harness.tracking.configdiff import config_diff
 from nasbench_harness.tracking.manifest import MANIFEST_FILE, read_manifest_file
 from nasbench_harness.tracking.rundir import TRAJECTORY_FILE
+
+__all__ = [  # aggregate and EIGEN_WINDOW live in analysis.aggregate; importable from here as before
+    "EIGEN_WINDOW",
+    "FINAL_METRICS",
+    "ID_COLUMNS",
+    "NB201_TEST_COLUMNS",
+    "Runs",
+    "aggregate",
+    "final_table",
+    "find_runs",
+    "load_runs",
+]
 
 ID_COLUMNS = ("path", "kind", "space", "dataset", "method", "seed", "preset", "status")
 """Columns identifying a run; joined onto every row of :attr:`Runs.epochs`."""
@@ -70,7 +84,6 @@ FINAL_METRICS = (
 )
 """Answer-row values copied into :attr:`Runs.runs` as ``final_<name>`` (when the run has them)."""
 NB201_TEST_COLUMNS = ("nb201_cifar10_test", "nb201_cifar100_test", "nb201_imagenet16_120_test")
-EIGEN_WINDOW = 5
 _CONFIG_IGNORE = ("seed", "threads")
 
 
@@ -157,29 +170,6 @@ def load_runs(paths: Iterable[str | os.PathLike[str]]) -> Runs:
     return Runs(runs.drop(columns="_config"), epochs)
 
 
-def aggregate(
-    epochs: pd.DataFrame, value: str, by: Sequence[str] = ("space", "dataset", "method", "epoch")
-) -> pd.DataFrame:
-    """Mean, std (ddof 1), sem and n of ``value`` per group of ``by`` (in the value's units).
-
-    ``n`` counts the non-missing values of the group (0 when all are missing); ``std`` and ``sem``
-    are NaN when n < 2. Rows with a missing key (e.g. a baseline's NA ``epoch``) form no group.
-    """
-    missing = [c for c in (value, *by) if c not in epochs.columns]
-    if missing:
-        raise UnknownMetricError(
-            f"aggregate() needs column(s) {', '.join(missing)}, which the frame lacks; "
-            f"it has {', '.join(map(str, epochs.columns))}"
-        )
-    values = pd.to_numeric(epochs[value], errors="coerce")
-    grouped = values.groupby([epochs[c] for c in by], dropna=True)
-    out = grouped.agg(["mean", "std", "count"]).rename(columns={"count": "n"})
-    out["n"] = out["n"].astype(int)
-    out.loc[out["n"] < 2, "std"] = np.nan
-    out["sem"] = out["std"] / np.sqrt(out["n"].where(out["n"] > 0))
-    return out[["mean", "std", "sem", "n"]].reset_index()
-
-
 def final_table(runs: Runs) -> pd.DataFrame:
     """NB201-paper style table of the answer's test accuracy (%) per (space, dataset, method).
 
@@ -196,22 +186,14 @@ def final_table(runs: Runs) -> pd.DataFrame:
         row: dict[str, Any] = dict(zip(keys, key, strict=True))
         row["n"], row["n_unfinished"] = len(done), len(group) - len(done)
         for metric in metrics:
-            values = pd.to_numeric(done[f"final_{metric}"], errors="coerce").dropna()
-            mean = values.mean() if len(values) else math.nan
-            std = values.std(ddof=1) if len(values) > 1 else math.nan
-            row[f"{metric}_mean"], row[f"{metric}_std"] = mean, std
-            row[metric] = _pm(mean, std)
+            summary = summarize(done[f"final_{metric}"])
+            row[f"{metric}_mean"], row[f"{metric}_std"] = summary.mean, summary.std
+            row[metric] = mean_std_text(summary)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 # -- internals --------------------------------------------------------------------------------
-def _pm(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return "n/a"
-    return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
-
-
 def _load_one(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     manifest = read_manifest_file(path / MANIFEST_FILE)
     config = manifest.get("config")
@@ -296,8 +278,7 @@ def _derive(
     frame["test_regret"] = col("regret_test")
     if kind == "search":
         frame["gap_final"] = col("valid_acc") - col("final_valid_acc")
-        eig = col("eigenvalue").dropna()
-        frame["eigenvalue_smooth"] = eig.rolling(EIGEN_WINDOW, min_periods=1).mean().reindex(frame.index)
+        frame["eigenvalue_smooth"] = moving_average(col("eigenvalue"), EIGEN_WINDOW)
         frame["early_stop_epoch"] = float(frame["epoch"].iloc[-1]) if stopped else math.nan
     frame["answer"] = _answer_mask(frame, result_epoch if kind == "search" else None)
     return frame

@@ -1,82 +1,29 @@
-"""Executors: a suite's runs in a pool of worker processes on this machine (``local``), or as
-Ray tasks on a local Ray instance or an existing cluster (``ray``).
+"""Run a suite's runs: :func:`run_sweep` with a pool of worker processes on this machine
+(``local``), or as Ray tasks (``ray``, in :mod:`nasbench_harness.execution.ray`).
 
-Each run is `run_search` into its own directory, so a finished run is skipped, an interrupted
-one resumes from its last complete epoch, and a failed one is retried only when asked. A run is
-claimed with a file lock (``<run dir>.lock``) for as long as it trains: two sweeps over the same
-results folder never train the same run at once; the second reports it as busy. The machine's
-threads are split between the workers. ``sweep.json`` (written atomically after every run)
-lists every run and its status.
-
-With Ray, each run is one task that asks for ``threads`` CPUs (and a GPU when the device is
-CUDA); on a cluster the results folder and the data directory must be on storage every node sees.
+Each run goes through :func:`nasbench_harness.execution.job.run_one` into its own directory, so a
+finished run is skipped, an interrupted one resumes from its last complete epoch, and a failed one
+is retried only when asked; a file lock keeps two sweeps from training the same run. The
+machine's threads are split between the workers. ``sweep.json`` (written atomically after every
+run) lists every run and its status.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from nasbench_harness.errors import ConfigError
+from nasbench_harness.execution.job import Outcome, run_one, run_status
 from nasbench_harness.execution.suite import PlannedRun
 
+__all__ = ["SWEEP_FILE", "Outcome", "run_one", "run_status", "run_sweep"]  # Outcome, run_one, run_status: job.py
+
 SWEEP_FILE = "sweep.json"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one run of a sweep ended: ``finished`` (now or before), ``failed``, ``busy`` (another
-    sweep holds it), or ``skipped-failed`` (failed before; not retried)."""
-
-    run_id: str
-    status: str
-    message: str = ""
-
-
-def run_status(path: Path) -> str | None:
-    """The status in a run directory's manifest (None: no run there yet). A run stopped by
-    Ctrl-C counts as ``interrupted`` (it resumes), not as ``failed``."""
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-        status = str(manifest["status"])
-    except (OSError, ValueError, KeyError):
-        return None
-    if status == "failed" and str(manifest.get("error") or "").startswith("interrupted"):
-        return "interrupted"
-    return status
-
-
-def run_one(run: PlannedRun, device: str, data_dir: str | None, retry_failed: bool) -> Outcome:
-    """Train (or skip, or resume) one run under its lock; never raises for a failed search."""
-    from filelock import FileLock, Timeout
-
-    from nasbench_harness.methods.engine.run import run_search
-
-    status = run_status(run.path)
-    if status == "finished":
-        return Outcome(run.run_id, "finished", "already finished")
-    if status == "failed" and not retry_failed:
-        return Outcome(run.run_id, "skipped-failed", "failed before; --retry-failed runs it again")
-    run.path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(run.path) + ".lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return Outcome(run.run_id, "busy", "another sweep is training this run")
-    try:
-        result = run_search(run.config, run.path, device=device, data_dir=data_dir)
-        return Outcome(run.run_id, "finished", f"{result.epochs_completed} epochs")
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # the run directory records it; the sweep goes on
-        return Outcome(run.run_id, "failed", f"{type(exc).__name__}: {exc}")
-    finally:
-        lock.release()
 
 
 def run_sweep(
@@ -113,12 +60,12 @@ def run_sweep(
             on_outcome(outcome)
 
     if executor == "ray":
-        for outcome in _ray_outcomes(planned, threads, device, data, retry_failed, ray_address):
+        from nasbench_harness.execution.ray import ray_outcomes
+
+        for outcome in ray_outcomes(planned, threads, device, data, retry_failed, ray_address):
             record(outcome)
         return outcomes
     if executor != "local":
-        from nasbench_harness.errors import ConfigError
-
         raise ConfigError(f"unknown executor {executor!r}; use local or ray")
     if workers <= 1:
         for run in planned:
@@ -141,34 +88,6 @@ def run_sweep(
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     return outcomes
-
-
-def _ray_outcomes(
-    runs: Sequence[PlannedRun], threads: int, device: str, data: str | None, retry_failed: bool, address: str | None
-) -> Iterator[Outcome]:
-    """Each run as a Ray task; outcomes in the order they finish."""
-    try:
-        import ray
-    except ImportError:
-        from nasbench_harness.errors import ConfigError
-
-        raise ConfigError("--executor ray needs the ray package: pip install 'ray>=2.9'") from None
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    try:
-        task = ray.remote(num_cpus=threads, num_gpus=1 if device.startswith("cuda") else 0)(run_one)
-        pending = {task.remote(run, device, data, retry_failed): run for run in runs}
-        while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            run = pending.pop(ref)
-            try:
-                yield ray.get(ref)
-            except Exception as exc:  # a task or node that died: the run resumes next time
-                yield Outcome(run.run_id, "failed", f"task died: {type(exc).__name__}: {exc}")
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def _write_manifest(directory: Path, statuses: dict[str, dict[str, Any]]) -> None:

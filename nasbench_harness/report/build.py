@@ -164,14 +164,13 @@ def _run_rows(runs: Any) -> list[dict[str, Any]]:
 
 
 def _provenance(run: Path) -> dict[str, str]:
-    """Versions, git commit and a short fingerprint of the data and table a run used (its manifest)."""
+    """Versions, git commit and a short fingerprint of the data and table a run used (its manifest;
+    ``RunDirError`` when that is damaged, as everywhere a manifest is read)."""
     import hashlib
-    import json
 
-    try:
-        manifest = json.loads((run / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return {"versions": "", "data": ""}
+    from nasbench_harness.tracking.manifest import MANIFEST_FILE, read_manifest_file
+
+    manifest = read_manifest_file(run / MANIFEST_FILE)
     v = manifest.get("versions") or {}
     versions = ", ".join(f"{k} {v[k]}" for k in ("nasbench_harness", "torch", "python") if v.get(k))
     commit = (manifest.get("git") or {}).get("commit")

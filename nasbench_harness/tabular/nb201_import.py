@@ -16,13 +16,24 @@ from typing import Any
 import numpy as np
 
 from nasbench_harness.errors import ConfigError, GenotypeError, SourceFileError, UnknownMetricError
-from nasbench_harness.spaces.nb201 import NUM_CELLS, NUM_EDGES, NB201Genotype, all_genotypes, all_op_indices
+from nasbench_harness.spaces.nb201 import NUM_CELLS, NB201Genotype
 from nasbench_harness.tabular.cache import ImportedTable, Progress, sha256_file, write_cache
-from nasbench_harness.tabular.nb201_metrics import MetricKey, metric_sort_key
+from nasbench_harness.tabular.nb201_columns import BENCHMARK, ROW_KEY, identity_columns, sorted_metrics
+from nasbench_harness.tabular.nb201_metrics import MetricKey
 from nasbench_harness.yaml_loader import load_yaml
 
-BENCHMARK = "nb201"
-ROW_KEY = "official NAS-Bench-201 architecture index (0..15624)"
+__all__ = [  # BENCHMARK, ROW_KEY, identity_columns and sorted_metrics live in nb201_columns
+    "BENCHMARK",
+    "PTH_SUFFIXES",
+    "ROW_KEY",
+    "TABLE_SUFFIXES",
+    "TableMapping",
+    "identity_columns",
+    "import_nb201",
+    "read_table",
+    "sorted_metrics",
+]
+
 TABLE_IMPORTER_VERSION = 1
 TABLE_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 PTH_SUFFIXES = (".pth",)
@@ -60,21 +71,6 @@ def import_nb201(
         )
     digest = sha256_file(source, None if progress is None else lambda d, t: progress("hash", d, t))
     return write_cache(Path(cache_dir), imported, digest)
-
-
-def identity_columns() -> dict[str, np.ndarray]:
-    """Per-cell columns of every NB201 cache: index, arch string and op indices."""
-    ops = all_op_indices()
-    return {
-        "index": np.arange(NUM_CELLS, dtype=np.int32),
-        "arch_str": np.array([g.to_string() for g in all_genotypes()], dtype=object),
-        **{f"op{e}": ops[:, e].copy() for e in range(NUM_EDGES)},
-    }
-
-
-def sorted_metrics(metrics: dict[MetricKey, np.ndarray]) -> dict[str, np.ndarray]:
-    """Metrics keyed by canonical string, in the stable column order."""
-    return {str(k): metrics[k] for k in sorted(metrics, key=metric_sort_key)}
 
 
 # -- tables -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import numpy as np
 from nasbench_harness.errors import SourceFileError
 from nasbench_harness.spaces.nb201 import NUM_CELLS, NB201Genotype
 from nasbench_harness.tabular.cache import ImportedTable, Progress
-from nasbench_harness.tabular.nb201_import import BENCHMARK, ROW_KEY, identity_columns, sorted_metrics
+from nasbench_harness.tabular.nb201_columns import BENCHMARK, ROW_KEY, identity_columns, sorted_metrics
 from nasbench_harness.tabular.nb201_metrics import DATASETS, HPS, SPLITS, MetricKey
 
 PTH_IMPORTER_VERSION = 1
