@@ -65,3 +65,9 @@ def test_an_old_run_resumes_to_the_numbers_the_old_code_computed(
         assert row[key] == (value if isinstance(value, str) else pytest.approx(value, rel=1e-6, abs=1e-9)), key
     alphas = [a["alpha"] for a in read_alphas(run).to_pylist() if a["epoch"] == 3]
     assert alphas == pytest.approx(expected["alphas_3"], rel=1e-6, abs=1e-12)
+    if method == "beta-darts":  # epochs 1-2 wrote beta_reg/beta_weight, epoch 3 the new names
+        written = read_trajectory(run).column_names
+        assert {"beta_reg", "beta_weight", "reg_beta_decay", "reg_beta_decay_weight"} <= set(written)
+        epochs = load_runs([run]).epochs
+        assert "beta_reg" not in epochs.columns and "beta_weight" not in epochs.columns
+        assert epochs["reg_beta_decay"].notna().all() and epochs["reg_beta_decay_weight"].notna().all()

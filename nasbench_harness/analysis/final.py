@@ -24,14 +24,11 @@ from nasbench_harness.analysis.plotstyle import (
     style_axes,
 )
 from nasbench_harness.errors import ConfigError
+from nasbench_harness.tracking import schema
 
 __all__ = ["NB201_TEST_COLUMNS", "final_accuracy_box", "results_table"]
 
-NB201_TEST_COLUMNS: dict[str, str] = {
-    "nb201_cifar10_test": "cifar10",
-    "nb201_cifar100_test": "cifar100",
-    "nb201_imagenet16_120_test": "imagenet16_120",
-}
+NB201_TEST_COLUMNS: dict[str, str] = dict(zip(schema.NB201_TEST_COLUMNS, schema.NB201_DATASETS, strict=True))
 
 
 def final_columns(runs: pd.DataFrame) -> pd.DataFrame:

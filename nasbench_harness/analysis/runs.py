@@ -54,6 +54,7 @@ from nasbench_harness.errors import ConfigError, RunDirError
 from nasbench_harness.tracking.configdiff import config_diff
 from nasbench_harness.tracking.manifest import MANIFEST_FILE, read_manifest_file
 from nasbench_harness.tracking.rundir import TRAJECTORY_FILE
+from nasbench_harness.tracking.schema import NB201_TEST_COLUMNS, nb201_table_column, rename_legacy
 
 __all__ = [  # aggregate and EIGEN_WINDOW live in analysis.aggregate; importable from here as before
     "EIGEN_WINDOW",
@@ -77,13 +78,10 @@ FINAL_METRICS = (
     "gap_final",
     "gap_table",
     "n_param_free",
-    "nb201_cifar10_test",
-    "nb201_cifar100_test",
-    "nb201_imagenet16_120_test",
+    *NB201_TEST_COLUMNS,
     "genotype",
 )
 """Answer-row values copied into :attr:`Runs.runs` as ``final_<name>`` (when the run has them)."""
-NB201_TEST_COLUMNS = ("nb201_cifar10_test", "nb201_cifar100_test", "nb201_imagenet16_120_test")
 _CONFIG_IGNORE = ("seed", "threads")
 
 
@@ -249,9 +247,10 @@ def _read_epochs(path: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(file).to_pandas()
+        frame = pq.read_table(file).to_pandas()
     except (OSError, ValueError) as exc:
         raise RunDirError(f"{file} is not a readable Parquet file ({exc}); restore it or remove the run") from None
+    return rename_legacy(frame)
 
 
 def _derive(
@@ -267,9 +266,9 @@ def _derive(
         frame["epoch"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
         frame["test_acc"] = col("incumbent_test_acc")
     elif ident["space"] == "nb201":
-        key = str(ident["dataset"]).lower().replace("-", "_")
-        frame["test_acc"] = col(f"nb201_{key}_test")
-        frame["gap_table"] = col("valid_acc") - col(f"nb201_{key}_valid")
+        dataset = str(ident["dataset"])
+        frame["test_acc"] = col(nb201_table_column(dataset, "test"))
+        frame["gap_table"] = col("valid_acc") - col(nb201_table_column(dataset, "valid"))
         frame["n_param_free"] = col("n_parameter_free")
     else:
         frame["test_acc"] = col("nb101_test_acc")

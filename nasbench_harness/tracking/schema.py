@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCOPES = ("common", "nb201", "nb1shot1", "method", "baseline")
 NB201_DATASETS = ("cifar10", "cifar100", "imagenet16_120")
@@ -50,6 +54,26 @@ def nb201_table_column(dataset: str, split: str) -> str:
 
 NB201_TEST_COLUMNS = tuple(f"nb201_{d}_test" for d in NB201_DATASETS)
 """The NB201 test-accuracy columns, one per dataset (the searched one and the transfer ones)."""
+
+
+LEGACY_COLUMNS: dict[str, str] = {
+    "beta_reg": "reg_beta_decay",
+    "beta_weight": "reg_beta_decay_weight",
+    "zero_one_loss": "reg_zero_one",
+}
+"""Columns of runs written before the re-cut of ``methods/`` and the names they have now;
+analysis reads them under the new names (see :func:`rename_legacy`)."""
+
+
+def rename_legacy(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (a trajectory) with :data:`LEGACY_COLUMNS` under their new names; a run resumed
+    after the re-cut has both, the old name in its early rows: they are merged into one column."""
+    for old, new in LEGACY_COLUMNS.items():
+        if old not in frame.columns:
+            continue
+        merged = frame[old] if new not in frame.columns else frame[new].where(frame[new].notna(), frame[old])
+        frame = frame.drop(columns=old).assign(**{new: merged})
+    return frame
 
 
 def _c(scope: str, name: str, unit: str, meaning: str, methods: str = "") -> Column:
