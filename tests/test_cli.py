@@ -92,7 +92,6 @@ def test_data_info_before_any_import(capsys: pytest.CaptureFixture[str], monkeyp
     [
         (["query", "nb201", "|nor_conv_3x3~0|+|x~0|"], "malformed NB201 arch string"),
         (["query", "nb201", "99999"], "0..15624"),
-        (["query", "nb201", "1", "-d", "svhn"], "unknown NB201 dataset 'svhn'"),
         (["query", "nb201", "1", "-m", "cifar10/x-valid/accuracy@200"], "cifar10 has no split 'x-valid'"),
         (["query", "nb201", "1", "-m", "cifar10-valid/latency@200"], "has no metric cifar10-valid/latency@200"),
         (["data", "import", "nb201", "/no/such/file.parquet"], "no such file"),
@@ -122,7 +121,21 @@ def test_bad_option_value_is_a_usage_error(
     imported: dict[str, list], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, _, err = nbh(capsys, monkeypatch, "query", "nb201", "1", "--hp", "100")
-    assert code == 2 and "200, 12" in err
+    assert code == 2 and "'100' is not one of '200', '12'" in err
+    code, _, err = nbh(capsys, monkeypatch, "query", "nb201", "1", "-d", "svhn")
+    message = " ".join(err.replace("│", " ").split())
+    assert code == 2 and "'svhn' is not one of 'cifar10-valid', 'cifar10', 'cifar100', 'ImageNet16-120'" in message
+
+
+def test_query_dataset_spellings(
+    imported: dict[str, list], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = nbh(capsys, monkeypatch, "query", "nb201", "9930", "-d", "CIFAR-10", "-d", "imagenet16_120",
+                         "-d", "cifar10-valid", "--json")  # fmt: skip
+    assert code == 0, err
+    datasets = json.loads(out)["datasets"]
+    assert list(datasets) == ["cifar10", "ImageNet16-120", "cifar10-valid"]
+    assert datasets["cifar10"]["test"] == imported["cifar10_test_acc"][2]
 
 
 def test_console_script_runs_in_a_fresh_process(tmp_path: Path) -> None:

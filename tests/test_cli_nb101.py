@@ -37,15 +37,16 @@ def test_query_nb101_by_hash(
 
 
 def test_query_nb1shot1(imported: dict, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, _ = nbh(capsys, monkeypatch, "query", "nb1shot1", "--space", "1", S1[0], "--json")
+    code, out, _ = nbh(capsys, monkeypatch, "query", "nb1shot1", "--space", "nb1shot1-1", S1[0], "--json")
     data = json.loads(out)
     h = NB1Shot1Genotype.from_string(1, S1[0]).module_hash()
     test = sum(r[2].test_accuracy for r in imported[h][108]) / 3
     assert code == 0 and data["module_hash"] == h and data["in_benchmark"] is True
     assert data["test_regret"] == pytest.approx((1 - test) - SPACES[1].test_min_error)
     assert len(data["nb101_matrix"]) == 6  # the padding vertex is pruned
-    code, out, _ = nbh(capsys, monkeypatch, "query", "nb1shot1", "-s", "1", ABSENT)
-    assert code == 0 and "not in benchmark" in out
+    code, out, err = nbh(capsys, monkeypatch, "query", "nb1shot1", "-s", "1", ABSENT)  # the old spelling
+    assert code == 0 and "not in benchmark" in out and "NB-1Shot1 space 1" in out
+    assert "--space 1 is deprecated" in err and "--space nb1shot1-1" in err
 
 
 def test_data_info_reports_space_coverage(
@@ -59,8 +60,7 @@ def test_data_info_reports_space_coverage(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["query", "nb1shot1", "--space", "2", S1[0]], "space 2: node 2 takes 1 parent(s)"),
-        (["query", "nb1shot1", "--space", "7", S1[0]], "spaces 1, 2 and 3"),
+        (["query", "nb1shot1", "--space", "nb1shot1-2", S1[0]], "space 2: node 2 takes 1 parent(s)"),
         (["query", "nb101", "xyz"], "32 lowercase hex characters"),
         (["query", "nb101", "0" * 32, "--json"], None),
         (["data", "import", "nb101", "/no/such.tfrecord"], "no such file"),
@@ -79,6 +79,13 @@ def test_bad_input(
         assert code == 0 and json.loads(out)["status"] == "not in benchmark"
         return
     assert code == 1 and message in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_bad_space_is_a_usage_error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for space in ("7", "nb1shot1-7", "nb201"):
+        code, _, err = nbh(capsys, monkeypatch, "query", "nb1shot1", "--space", space, S1[0])
+        message = " ".join(err.replace("│", " ").split())
+        assert code == 2 and "'nb1shot1-1', 'nb1shot1-2', 'nb1shot1-3'" in message and "Traceback" not in err
 
 
 def test_missing_nb101_says_how_to_import(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

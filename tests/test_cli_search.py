@@ -67,17 +67,28 @@ def _error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     out = str(tmp_path / "r")
-    assert "registered methods: beta-darts, darts" in _error(
-        capsys, monkeypatch, "search", "--method", "x", "--out", out
-    )
-    assert "unknown preset 'fast'" in _error(capsys, monkeypatch, "search", "--preset", "fast", "--out", out)
     assert "write key=value" in _error(capsys, monkeypatch, "search", "--set", "epochs", "--out", out)
     assert "holds no run to continue" in _error(capsys, monkeypatch, "search", "--resume", "--out", out)
     assert "no CUDA device" in _error(capsys, monkeypatch, "search", "--device", "cuda", "--out", out)
 
 
+def test_bad_choices_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = str(tmp_path / "r")
+    for args, message in (
+        (["--method", "x"], "registered methods: beta-darts, darts"),
+        (["--preset", "fast"], "'fast' is not one of 'paper', 'cpu'"),
+        (["--space", "nb301"], "'nb301' is not one of 'nb201', 'nb1shot1-1'"),
+        (["--device", "tpu"], "use auto, cpu, cuda or cuda:N"),
+    ):
+        code, _, err = nbh(capsys, monkeypatch, "search", *args, "--out", out)
+        assert code == 2 and message in " ".join(err.replace("│", " ").split()), err
+        assert "Traceback" not in err
+
+
 def test_missing_data_is_explained(
-    tmp_path: Path, real_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, synthetic_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -86,7 +97,7 @@ def test_missing_data_is_explained(
     # the table is there, the images are not
     only_table = tmp_path / "table"
     (only_table / "nb201").mkdir(parents=True)
-    (only_table / "nb201" / "nb201_table.parquet").symlink_to(real_data_dir / "nb201" / "nb201_table.parquet")
+    (only_table / "nb201" / "nb201_table.parquet").symlink_to(synthetic_data_dir / "nb201" / "nb201_table.parquet")
     message = _error(capsys, monkeypatch, "search", "--out", str(tmp_path / "r2"), "--data-dir", str(only_table), *TINY)
     assert "cifar-10-batches-py" in message
     assert not (tmp_path / "r2" / "manifest.json").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +14,8 @@ from nasbench_harness.cli.common import (
     CacheDirOption,
     DataDirOption,
     JsonOption,
+    canonical_dataset,
+    choice_parser,
     console,
     fmt,
     print_json,
@@ -21,11 +24,16 @@ from nasbench_harness.cli.common import (
 from nasbench_harness.errors import NotInBenchmarkError
 from nasbench_harness.spaces.nb201 import NB201Genotype
 from nasbench_harness.tabular.nb201 import NB201Benchmark
-from nasbench_harness.tabular.nb201_metrics import HPS, MetricKey, canonical_dataset, resolve_metric
+from nasbench_harness.tabular.nb201_metrics import DATASETS, HPS, MetricKey, resolve_metric
 
 app = typer.Typer(help="Look up architectures in the imported ground truth.", no_args_is_help=True)
 
 SUMMARY_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+TableDataset = StrEnum("TableDataset", [(name, name) for name in DATASETS])  # type: ignore[misc]
+"""An NB201 training setting: the data sets, and cifar10-valid (trained on half of CIFAR-10's training set)."""
+HP = StrEnum("HP", [(name, name) for name in HPS])  # type: ignore[misc]
+"""An NB201 training schedule (epochs)."""
+
 SPLIT_LEGEND = (
     "valid/test: cifar10 = cifar10-valid x-valid / cifar10 ori-test (trained on 50k); "
     "cifar100, ImageNet16-120 = x-valid / x-test. regret = best cell's test accuracy minus this one's (points)."
@@ -43,10 +51,20 @@ def nb201(
         ),
     ],
     dataset: Annotated[
-        list[str] | None,
-        typer.Option("--dataset", "-d", help="cifar10, cifar100 or ImageNet16-120 (repeatable). Default: all three."),
+        list[TableDataset] | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            parser=choice_parser(TableDataset, canonical_dataset),
+            help="cifar10, cifar100 or ImageNet16-120, or the NB201 training setting cifar10-valid "
+            "(repeatable; other spellings such as imagenet16_120 work too). Default: the three data sets.",
+            show_default=False,
+        ),
     ] = None,
-    hp: Annotated[str, typer.Option(help="Training schedule of the ground truth: 200 or 12 epochs.")] = "200",
+    hp: Annotated[
+        HP,
+        typer.Option("--hp", parser=choice_parser(HP), help="Training schedule of the ground truth: 200 or 12 epochs."),
+    ] = HP["200"],
     metric: Annotated[
         list[str] | None,
         typer.Option(
@@ -61,9 +79,8 @@ def nb201(
 ) -> None:
     """Score one NAS-Bench-201 cell: valid/test accuracy, regret, cost and op counts per dataset."""
     genotype = NB201Genotype.from_index(int(arch)) if arch.isdigit() else NB201Genotype.from_string(arch)
-    if hp not in HPS:
-        raise typer.BadParameter(f"use one of {', '.join(HPS)}", param_hint="--hp")
-    datasets = [canonical_dataset(d) for d in (dataset or SUMMARY_DATASETS)]
+    hp = hp.value
+    datasets = [str(d) for d in (dataset or SUMMARY_DATASETS)]
     keys = [MetricKey.parse(m) for m in metric or []]
     with progress_bar() as progress:
         bench = NB201Benchmark.open(cache_dir, data_dir, progress=progress)

@@ -12,11 +12,16 @@ from nasbench_harness.cli.common import (
     CacheDirOption,
     DataDirOption,
     JsonOption,
+    Space,
     console,
     fmt,
+    parse_space,
     print_json,
     progress_bar,
+    warn_deprecated,
 )
+from nasbench_harness.errors import NbhError
+from nasbench_harness.spaces.catalog import SPACE_NAMES, get_space_info, nb1shot1_space_name
 from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype, get_space
 from nasbench_harness.tabular.nb1shot1 import score
 from nasbench_harness.tabular.nb101 import NOT_IN_BENCHMARK, NB101Answer, NB101Benchmark
@@ -26,6 +31,29 @@ from nasbench_harness.tabular.nb101_metrics import EPOCHS, POINTS, QUANTITIES
 def _open(cache_dir: Any, data_dir: Any) -> NB101Benchmark:
     with progress_bar() as progress:
         return NB101Benchmark.open(cache_dir, data_dir, progress=progress)
+
+
+NB1SHOT1_SPACES = tuple(name for name in SPACE_NAMES if get_space_info(name).family == "nb1shot1")
+
+
+def parse_nb1shot1_space(value: object) -> Space:
+    """An NB-1Shot1 space by its catalog name (``nb1shot1-2``); the bare number (``2``) is
+    deprecated but still read, with a warning on stderr."""
+    text = str(value)
+    if text.isdigit():
+        try:
+            name = nb1shot1_space_name(int(text))
+        except NbhError:
+            raise typer.BadParameter(f"{text!r} is not one of {', '.join(map(repr, NB1SHOT1_SPACES))}") from None
+        warn_deprecated(f"--space {text}", f"--space {name}")
+        text = name
+    space = parse_space(text)
+    if space.value not in NB1SHOT1_SPACES:
+        raise typer.BadParameter(
+            f"{space.value} is not an NB-1Shot1 space (`nbh query nb201` scores NB201 cells); "
+            f"use one of {', '.join(map(repr, NB1SHOT1_SPACES))}"
+        )
+    return space
 
 
 def nb101(
@@ -52,20 +80,31 @@ def nb1shot1(
             show_default=False,
         ),
     ],
-    space: Annotated[int, typer.Option("--space", "-s", help="NB-1Shot1 search space: 1, 2 or 3.")] = ...,  # type: ignore[assignment]
+    space: Annotated[
+        Space,
+        typer.Option(
+            "--space",
+            "-s",
+            parser=parse_nb1shot1_space,
+            metavar="<" + "|".join(NB1SHOT1_SPACES) + ">",
+            help="NB-1Shot1 search space: " + ", ".join(NB1SHOT1_SPACES) + " (the bare 1, 2, 3: deprecated).",
+        ),
+    ],
     json_out: JsonOption = False,
     cache_dir: CacheDirOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Score one NB-1Shot1 architecture: its NB101 cell, accuracy and regret (fractions)."""
-    g = NB1Shot1Genotype.from_string(space, genotype)
+    number = get_space_info(space.value).number
+    assert number is not None  # the parser admits NB-1Shot1 spaces only
+    g = NB1Shot1Genotype.from_string(number, genotype)
     spec = g.to_spec().pruned()
     result = score(_open(cache_dir, data_dir), g)
     if json_out:
         print_json(result.as_dict() | {"nb101_matrix": [list(r) for r in spec.matrix], "nb101_ops": list(spec.ops)})
         return
-    s = get_space(space)
-    console.print(f"[bold]NB-1Shot1 space {space}[/]  {escape(g.to_string())}")
+    s = get_space(number)
+    console.print(f"[bold]NB-1Shot1 space {number}[/]  {escape(g.to_string())}")
     console.print(f"NB101 cell {result.module_hash} ({spec.num_vertices} vertices after pruning): {result.status}")
     console.print("  ops " + ", ".join(spec.ops))
     for row in spec.matrix:
@@ -76,20 +115,11 @@ def nb1shot1(
     table = Table(show_edge=False, title="108 epochs, final, mean over repeats")
     for col in ("", "accuracy", "error", "regret", "space optimum error"):
         table.add_column(col, justify="right")
-    table.add_row(
-        "validation",
-        fmt(result.validation_accuracy, 5),
-        fmt(1 - result.validation_accuracy, 5),
-        fmt(result.validation_regret, 5),
-        fmt(s.valid_min_error, 5),
-    )
-    table.add_row(
-        "test",
-        fmt(result.test_accuracy, 5),
-        fmt(1 - result.test_accuracy, 5),
-        fmt(result.test_regret, 5),
-        fmt(s.test_min_error, 5),
-    )
+    for split, accuracy, regret, optimum_error in (
+        ("validation", result.validation_accuracy, result.validation_regret, s.valid_min_error),
+        ("test", result.test_accuracy, result.test_regret, s.test_min_error),
+    ):
+        table.add_row(split, *(fmt(v, 5) for v in (accuracy, 1 - accuracy, regret, optimum_error)))
     console.print(table)
 
 

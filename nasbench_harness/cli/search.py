@@ -7,39 +7,36 @@ from typing import Annotated, Any
 
 import typer
 
-from nasbench_harness.cli.common import CacheDirOption, DataDirOption, console, default_preset, err_console
-from nasbench_harness.registry import METHOD_HELP
-
-_METHODS_HELP = "; ".join(f"{name}: {text}" for name, text in METHOD_HELP.items())
+from nasbench_harness.cli.common import (
+    CacheDirOption,
+    DataDirOption,
+    Dataset,
+    DatasetOption,
+    DeviceOption,
+    MethodOption,
+    PresetOption,
+    RegParamOption,
+    RegWeightOption,
+    Space,
+    SpaceOption,
+    console,
+    default_preset,
+    err_console,
+    out_option,
+)
 
 
 def search(
-    space: Annotated[
-        str, typer.Option("--space", help="Search space: nb201, or NB-1Shot1's nb1shot1-1, nb1shot1-2, nb1shot1-3.")
-    ] = "nb201",
-    method: Annotated[str, typer.Option("--method", help=f"Search method: {_METHODS_HELP}.")] = "darts",
-    dataset: Annotated[str, typer.Option("--dataset", help="cifar10, cifar100 or ImageNet16-120.")] = "cifar10",
+    space: SpaceOption = Space["nb201"],
+    method: MethodOption = "darts",
+    dataset: DatasetOption = Dataset["cifar10"],
     seed: Annotated[int, typer.Option("--seed", help="Seeds initialisation, alphas, data order, augmentation.")] = 0,
-    preset: Annotated[
-        str | None,
-        typer.Option(
-            "--preset",
-            help="paper: the space's published setting, 50 epochs, GPU hours (NB201: C=16, N=5, batch 64; "
-            "NB-1Shot1: C=16, 9 cells, batch 96). cpu: C=8 (NB201: N=1; NB-1Shot1: 3 cells), 5,000/5,000 "
-            "images at 16x16, about 5 minutes on 2 cores. Default: paper on CUDA, else cpu.",
-            show_default=False,
-        ),
-    ] = None,
+    preset: PresetOption = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default: the preset's, 50).")] = None,
     out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="Run directory. Default: results/<space>/<dataset>/<method>/<preset>/seed-<seed>.",
-            show_default=False,
-        ),
+        Path | None, out_option("Run directory. Default: results/<space>/<dataset>/<method>/<preset>/seed-<seed>.")
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="auto (cuda if available), cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOption = "auto",
     overrides: Annotated[
         list[str] | None,
         typer.Option(
@@ -68,18 +65,8 @@ def search(
             show_default=False,
         ),
     ] = None,
-    reg_weight: Annotated[
-        str | None,
-        typer.Option(
-            "--reg-weight",
-            help="The regularizer's weight: a number, or START:END for a linear ramp over the epochs (default 1).",
-            show_default=False,
-        ),
-    ] = None,
-    reg_params: Annotated[
-        list[str] | None,
-        typer.Option("--reg-param", help="A regularizer parameter, key=value (repeatable).", show_default=False),
-    ] = None,
+    reg_weight: RegWeightOption = None,
+    reg_params: RegParamOption = None,
     data_dir: DataDirOption = None,
     cache_dir: CacheDirOption = None,
 ) -> None:
@@ -88,16 +75,12 @@ def search(
     Writes manifest.json, trajectory.parquet (one row per epoch), alphas.parquet and
     checkpoint.pt to the run directory (see results/README.md for every column).
     """
-    import os
-
     from nasbench_harness.config import build_config, parse_overrides
     from nasbench_harness.errors import RunDirError
     from nasbench_harness.methods.engine.run import default_run_dir, run_search
 
-    if cache_dir:
-        os.environ["NBH_CACHE_DIR"] = str(cache_dir)
     values: dict[str, Any] = parse_overrides(overrides or [])
-    values.update({"space": space, "method": method, "dataset": dataset, "seed": seed})
+    values.update({"space": space.value, "method": method, "dataset": dataset.value, "seed": seed})
     if epochs is not None:
         values["epochs"] = epochs
     if threads is not None:
@@ -109,12 +92,12 @@ def search(
         from nasbench_harness.errors import ConfigError
 
         raise ConfigError("--reg-weight and --reg-param need --regularizer (which regularizer they are for)")
-    config = build_config(preset or default_preset(device), values)
+    config = build_config(preset.value if preset else default_preset(device), values)
     run_dir = out or default_run_dir(config)
     if resume and not (run_dir / "manifest.json").is_file():
         raise RunDirError(f"--resume: {run_dir} holds no run to continue; drop --resume to start one")
     with _SearchProgress(config.epochs, config.dataset) as progress:
-        result = run_search(config, run_dir, device=device, data_dir=data_dir, progress=progress)
+        result = run_search(config, run_dir, device=device, data_dir=data_dir, cache_dir=cache_dir, progress=progress)
     _summary(result, config)
 
 

@@ -8,31 +8,42 @@ from typing import Annotated
 
 import typer
 
-from nasbench_harness.cli.common import DataDirOption, console, default_preset, err_console
+from nasbench_harness.cli.common import (
+    DataDirOption,
+    DeviceOption,
+    Executor,
+    PresetOption,
+    RootOption,
+    VariantOption,
+    WorkersOption,
+    choice_parser,
+    concrete_device,
+    console,
+    default_preset,
+    err_console,
+    preset_or_variant,
+)
 
 
 def sweep(
     suite: Annotated[Path, typer.Argument(help="A suite file, e.g. benchmarks/suites/nb201-robust.yaml.")],
-    variant: Annotated[
-        str | None,
-        typer.Option(
-            "--variant", help="The suite's variant (a preset): cpu or paper. Default: paper on CUDA, else cpu."
-        ),
-    ] = None,
-    root: Annotated[Path, typer.Option("--root", help="Results folder; runs go to ROOT/<suite>/<variant>/...")] = Path(
-        "results"
-    ),
-    workers: Annotated[int, typer.Option("--workers", help="Runs trained at once (the threads are split).")] = 1,
+    preset: PresetOption = None,
+    variant: VariantOption = None,
+    root: RootOption = Path("results"),
+    workers: WorkersOption = 1,
     executor: Annotated[
-        str, typer.Option("--executor", help="local (a process pool here) or ray (Ray tasks).")
-    ] = "local",
+        Executor,
+        typer.Option(
+            "--executor", parser=choice_parser(Executor), help="local (a process pool here) or ray (Ray tasks)."
+        ),
+    ] = Executor.local,
     ray_address: Annotated[
         str | None,
         typer.Option(
             "--ray-address", help="An existing Ray cluster (default: a local Ray instance).", show_default=False
         ),
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="auto (cuda if available), cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOption = "auto",
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and their state; train nothing.")] = False,
     report: Annotated[
@@ -49,26 +60,20 @@ def sweep(
 
     Expands SUITE into runs (same config -> same directory) and trains the missing ones:
     finished runs are skipped, interrupted ones resume. Prints one line per run and a summary;
-    ROOT/<suite>/<variant>/sweep.json lists every run's status. Exit code 1 when a run failed."""
+    ROOT/<suite>/<preset>/sweep.json lists every run's status. Exit code 1 when a run failed."""
     from nasbench_harness.execution.local import run_status, run_sweep
     from nasbench_harness.execution.suite import expand, load_suite
 
+    preset = preset_or_variant(preset, variant)
     spec = load_suite(suite)
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    chosen = variant or default_preset(device)
+    device = concrete_device(device)
+    chosen = preset.value if preset else default_preset(device)
     runs = expand(spec, chosen, root)
     console.print(f"{spec.name} ({chosen}): {len(runs)} runs. {spec.reproduces}", markup=False, soft_wrap=True)
     if dry_run:
         for run in runs:
             console.print(f"{run_status(run.path) or 'new':<9} {run.run_id}", markup=False, soft_wrap=True)
         return
-    if workers < 1:
-        from nasbench_harness.errors import ConfigError
-
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
 
     from rich.progress import (
         BarColumn,
@@ -95,7 +100,7 @@ def sweep(
     with bar:
         outcomes = run_sweep(
             runs, Path(root) / spec.name / chosen, workers=workers, device=device, data_dir=data_dir,
-            retry_failed=retry_failed, on_outcome=show, executor=executor, ray_address=ray_address,
+            retry_failed=retry_failed, on_outcome=show, executor=executor.value, ray_address=ray_address,
         )  # fmt: skip
     console.print(f"{len(outcomes)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
     if report is not None:

@@ -12,9 +12,9 @@ import torch
 from nasbench_harness.config import SearchConfig
 from nasbench_harness.data import SearchData, load_search_data
 from nasbench_harness.errors import RunDirError
-from nasbench_harness.methods.engine.adapters import get_search_space
 from nasbench_harness.methods.engine.loop import Progress, Search, resolve_device
 from nasbench_harness.registry import build_method
+from nasbench_harness.spaces.catalog import open_benchmark
 from nasbench_harness.tracking import RunDir, describe_config_diff, git_commit, utc_now, versions
 
 
@@ -40,6 +40,7 @@ def run_search(
     *,
     device: str = "auto",
     data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     resume: bool = True,
     data: SearchData | None = None,
     bench: Any = None,
@@ -50,6 +51,7 @@ def run_search(
     A directory holding the same config continues from its last complete epoch when ``resume``;
     a different config, or ``resume=False`` on an existing run, is a :class:`RunDirError`.
     ``data``/``bench`` replace the data set and the space's table found in ``data_dir`` (for tests).
+    The table is read from the cache in ``cache_dir`` (default: ``$NBH_CACHE_DIR``, else the user cache).
     """
     run_dir = RunDir(out)
     config_dict = config.to_dict()
@@ -64,7 +66,7 @@ def run_search(
     torch_device = resolve_device(device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    bench = bench or get_search_space(config.space).open_benchmark(data_dir)
+    bench = bench or open_benchmark(config.space, data_dir, cache_dir)
     data = data or load_search_data(
         config.dataset,
         data_dir,
