@@ -295,3 +295,27 @@ def test_plan_check_adds_the_regularizer_to_the_baseline_method_runs(tmp_path: P
     assert regcheck.default_report_path(check) == Path("reports/tiny-SkipPenalty.html")
     with pytest.raises(ConfigError, match="has no 'sdarts-rs' runs"):
         regcheck.plan_check(f"{EXAMPLE}:SkipPenalty", suite, preset="cpu", baseline_method="sdarts-rs")
+
+
+def test_sweep_passes_cache_dir_to_every_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(textwrap.dedent(TINY_SUITE))
+    seen: list[Any] = []
+
+    def run_search(config: Any, out: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["cache_dir"])
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(engine_run, "run_search", run_search)
+    before = dict(os.environ)
+    args = ["sweep", str(suite), "--preset", "cpu", "--root", str(tmp_path / "r"), "--device", "cpu"]
+    result = invoke(*args, "--cache-dir", str(tmp_path / "c"))
+    assert seen and all(Path(c) == tmp_path / "c" for c in seen), result.output
+    assert len(seen) == 8  # every run of the grid got it (each then failed, as the stand-in does)
+    assert dict(os.environ) == before
+
+
+def test_check_regularizer_passes_cache_dir(captured: dict[str, Any], tmp_path: Path) -> None:
+    result = invoke("check-regularizer", f"{EXAMPLE}:SkipPenalty", "--cache-dir", str(tmp_path / "c"))
+    _stopped(result)
+    assert Path(captured["cache_dir"]) == tmp_path / "c"

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from nasbench_harness.cli.common import (
+    CacheDirOption,
     DataDirOption,
     DeviceOption,
     PresetOption,
@@ -52,6 +53,7 @@ def check_regularizer(
         Path | None, typer.Option("--report", help="HTML report (default: reports/<suite>-<reg>.html).")
     ] = None,
     data_dir: DataDirOption = None,
+    cache_dir: CacheDirOption = None,
 ) -> None:
     """Check a regularizer against a suite's baselines; exit code 1 on a regression.
 
@@ -72,7 +74,7 @@ def check_regularizer(
         weight="1" if weight is None else weight,
         params=parse_overrides(params or []),
     )
-    outcomes = train_check(check, workers=workers, device=device, data_dir=data_dir)
+    outcomes = train_check(check, workers=workers, device=device, data_dir=data_dir, cache_dir=cache_dir)
     failed = [o for o in outcomes if o.status == "failed"]
     for outcome in failed:
         console.print(f"failed: {outcome.run_id}: {outcome.message}", markup=False, soft_wrap=True)

@@ -24,6 +24,7 @@ from nasbench_harness.cli.common import (
     err_console,
     out_option,
 )
+from nasbench_harness.tracking.schema import nb201_table_column
 
 
 def search(
@@ -78,6 +79,7 @@ def search(
     from nasbench_harness.config import build_config, parse_overrides
     from nasbench_harness.errors import RunDirError
     from nasbench_harness.methods.engine.run import default_run_dir, run_search
+    from nasbench_harness.tracking import RunDir
 
     values: dict[str, Any] = parse_overrides(overrides or [])
     values.update({"space": space.value, "method": method, "dataset": dataset.value, "seed": seed})
@@ -94,7 +96,7 @@ def search(
         raise ConfigError("--reg-weight and --reg-param need --regularizer (which regularizer they are for)")
     config = build_config(preset.value if preset else default_preset(device), values)
     run_dir = out or default_run_dir(config)
-    if resume and not (run_dir / "manifest.json").is_file():
+    if resume and not RunDir(run_dir).exists:
         raise RunDirError(f"--resume: {run_dir} holds no run to continue; drop --resume to start one")
     with _SearchProgress(config.epochs, config.dataset) as progress:
         result = run_search(config, run_dir, device=device, data_dir=data_dir, cache_dir=cache_dir, progress=progress)
@@ -108,7 +110,7 @@ class _SearchProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.epochs = epochs
-        self.test_column = _searched_test_column(dataset)
+        self.test_column = nb201_table_column(dataset, "test")
         self.live = err_console.is_terminal
         self.bars = Progress(
             TextColumn("{task.description}"),
@@ -169,7 +171,7 @@ def _summary(result: Any, config: Any) -> None:
     stopped = f"; stopped early: {result.stopped_early}" if result.stopped_early else ""
     lines = [f"run {result.path}: {result.status}, {result.epochs_completed} epochs{resumed}{stopped}"]
     if "genotype_index" in last:
-        column = _searched_test_column(config.dataset)
+        column = nb201_table_column(config.dataset, "test")
         lines += [
             f"derived genotype  {last['genotype']}  (NB201 index {last['genotype_index']})",
             f"NB201 {config.dataset} test accuracy {last[column]:.2f}%, test regret {last['regret_test']:.2f} points",
@@ -183,9 +185,3 @@ def _summary(result: Any, config: Any) -> None:
         )
     for line in lines:
         console.print(line, soft_wrap=True, markup=False)
-
-
-def _searched_test_column(dataset: str) -> str:
-    return {"cifar10": "nb201_cifar10_test", "cifar100": "nb201_cifar100_test"}.get(
-        dataset, "nb201_imagenet16_120_test"
-    )

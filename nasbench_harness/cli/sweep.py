@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from nasbench_harness.cli.common import (
+    CacheDirOption,
     DataDirOption,
     DeviceOption,
     Executor,
@@ -55,6 +56,7 @@ def sweep(
         ),
     ] = None,
     data_dir: DataDirOption = None,
+    cache_dir: CacheDirOption = None,
 ) -> None:
     """Run every search of a suite (a YAML grid), locally or on Ray.
 
@@ -99,9 +101,17 @@ def sweep(
 
     with bar:
         outcomes = run_sweep(
-            runs, Path(root) / spec.name / chosen, workers=workers, device=device, data_dir=data_dir,
-            retry_failed=retry_failed, on_outcome=show, executor=executor.value, ray_address=ray_address,
-        )  # fmt: skip
+            runs,
+            Path(root) / spec.name / chosen,
+            workers=workers,
+            device=device,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            retry_failed=retry_failed,
+            on_outcome=show,
+            executor=executor.value,
+            ray_address=ray_address,
+        )
     console.print(f"{len(outcomes)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
     if report is not None:
         from nasbench_harness.report.build import write_report

@@ -40,7 +40,9 @@ def run_status(path: Path) -> str | None:
     return status
 
 
-def run_one(run: PlannedRun, device: str, data_dir: str | None, retry_failed: bool) -> Outcome:
+def run_one(
+    run: PlannedRun, device: str, data_dir: str | None, retry_failed: bool, cache_dir: str | None = None
+) -> Outcome:
     """Train (or skip, or resume) one run under its lock; never raises for a failed search or a
     damaged run directory (the outcome is ``failed`` and says why)."""
     from filelock import FileLock, Timeout
@@ -62,7 +64,7 @@ def run_one(run: PlannedRun, device: str, data_dir: str | None, retry_failed: bo
     except Timeout:
         return Outcome(run.run_id, "busy", "another sweep is training this run")
     try:
-        result = run_search(run.config, run.path, device=device, data_dir=data_dir)
+        result = run_search(run.config, run.path, device=device, data_dir=data_dir, cache_dir=cache_dir)
         return Outcome(run.run_id, "finished", f"{result.epochs_completed} epochs")
     except KeyboardInterrupt:
         raise

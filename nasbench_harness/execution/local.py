@@ -34,6 +34,7 @@ def run_sweep(
     threads: int | None = None,
     device: str = "cpu",
     data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
     executor: str = "local",
@@ -50,6 +51,7 @@ def run_sweep(
     manifest_dir.mkdir(parents=True, exist_ok=True)
     _write_manifest(manifest_dir, statuses)
     data = None if data_dir is None else str(data_dir)
+    cache = None if cache_dir is None else str(cache_dir)
     outcomes: list[Outcome] = []
 
     def record(outcome: Outcome) -> None:
@@ -62,18 +64,18 @@ def run_sweep(
     if executor == "ray":
         from nasbench_harness.execution.ray import ray_outcomes
 
-        for outcome in ray_outcomes(planned, threads, device, data, retry_failed, ray_address):
+        for outcome in ray_outcomes(planned, threads, device, data, retry_failed, ray_address, cache):
             record(outcome)
         return outcomes
     if executor != "local":
         raise ConfigError(f"unknown executor {executor!r}; use local or ray")
     if workers <= 1:
         for run in planned:
-            record(run_one(run, device, data, retry_failed))
+            record(run_one(run, device, data, retry_failed, cache))
         return outcomes
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         pending: dict[Future[Outcome], PlannedRun] = {
-            pool.submit(run_one, run, device, data, retry_failed): run for run in planned
+            pool.submit(run_one, run, device, data, retry_failed, cache): run for run in planned
         }
         try:
             while pending:

@@ -90,6 +90,7 @@ def train_check(
     workers: int = 1,
     device: str = "cpu",
     data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Train the baselines and the candidates not finished yet (``workers`` runs at once, on
@@ -102,6 +103,7 @@ def train_check(
         workers=workers,
         device=device,
         data_dir=data_dir,
+        cache_dir=cache_dir,
         on_outcome=on_outcome,
     )
 

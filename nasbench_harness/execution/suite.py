@@ -19,7 +19,7 @@ A suite file::
       paper: {}
 
 Every run's config is a full :class:`~nasbench_harness.config.SearchConfig`; its
-directory is ``<root>/<suite>/<variant>/<space>/<dataset>/<method>[-<options>]/seed-<seed>``, so
+directory is ``<root>/<suite>/<preset>/<space>/<dataset>/<method>[-<options>]/seed-<seed>``, so
 the same config always lands in the same directory (a re-run skips or resumes it). Unknown keys,
 unknown methods, spaces a method cannot run on and empty grids are errors naming the file and line.
 """
