@@ -319,3 +319,8 @@ def test_check_regularizer_passes_cache_dir(captured: dict[str, Any], tmp_path: 
     result = invoke("check-regularizer", f"{EXAMPLE}:SkipPenalty", "--cache-dir", str(tmp_path / "c"))
     _stopped(result)
     assert Path(captured["cache_dir"]) == tmp_path / "c"
+
+
+def test_figures_takes_only_known_figures(tmp_path: Path) -> None:
+    message = _usage_error(invoke("figures", "histogram", str(tmp_path), "-o", str(tmp_path / "f")), "FIGURE")
+    assert "'regret'" in message and "'all'" in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,10 +27,12 @@ FIGURES: dict[str, tuple[str, str]] = {
     "table": ("results_table", "runs"),
 }
 CHOICES = (*FIGURES, "all")
+Figure = Enum("Figure", {name.replace("-", "_"): name for name in CHOICES}, type=str)
+"""The figure names, validated by typer (a usage error, exit 2, names the choices)."""
 
 
 def figures(
-    figure: Annotated[str, typer.Argument(help=f"Which figure: {', '.join(CHOICES)}.", show_default=False)],
+    choice: Annotated[Figure, typer.Argument(metavar="FIGURE", help="Which figure.", show_default=False)],
     runs: Annotated[
         list[Path],
         typer.Argument(
@@ -44,8 +47,7 @@ def figures(
     """Draw one paper-style figure (or all) of the runs found under RUNS.
 
     Writes DIR/<figure>.svg and .png (table: .html and .csv) and prints the paths."""
-    if figure not in CHOICES:
-        raise ConfigError(f"unknown figure {figure!r}; choose one of {', '.join(CHOICES)}")
+    figure = choice.value
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     if figure == "alphas":
         _print(_make("alphas", _Frames(runs), out, fmts))
