@@ -1,5 +1,23 @@
 """Shared fixtures. Every test gets its own empty cache and data directory; tests that need the
-real data read the directory NBH_DATA_DIR named when pytest started, and fail without it."""
+real data read the directory NBH_DATA_DIR named when pytest started, and fail without it.
+
+Benchmarks and data directories for tests:
+
+- ``synthetic_nb201``: an :class:`NB201Benchmark` of a synthetic full-size table (all 15,625
+  cells, made-up but deterministic numbers in plausible ranges; ``tests/synthetic_nb201.py``),
+  imported once per session. Use it wherever the test's assertions hold for any table (searches,
+  resume, columns, baselines' bookkeeping); it needs no data directory.
+- ``synthetic_data_dir``: a data directory laid out like the real one with that table
+  (``nb201/nb201_table.parquet``) and a small CIFAR-10 (``cifar-10-batches-py``: 5 x 40 training
+  and 40 test images, official format), for CLI runs that take ``--data-dir``; read-only.
+- ``small_nb101``: a two-cell NB101 table for NB-1Shot1 searches that need a table but not its numbers.
+- ``real_data_dir``, ``real_nb201``, ``real_nb101``: the real data, only for tests whose assertions
+  depend on the real numbers or files (published accuracies, real statistics). Every test using
+  one of them carries ``@pytest.mark.data``, and every ``data``-marked test uses one of them:
+  collection stops with a usage error otherwise (see :func:`check_data_marks`). Fixtures requested
+  at run time through ``request.getfixturevalue`` are invisible to that check; don't do that for
+  these three.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +33,15 @@ REAL_DATA_DIR = os.environ.get("NBH_DATA_DIR")
 NB201_TABLE = "nb201/nb201_table.parquet"
 
 
+DATA_FIXTURES = frozenset({"real_data_dir", "real_nb201", "real_nb101"})
+"""The fixtures that read the real data directory; exactly the tests marked ``data`` use them."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects anything: every collected test is checked
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the tests marked ``cuda`` when torch sees no CUDA device (they run on GPU machines)."""
+    """Refuse a run whose ``data`` marks disagree with the real-data fixtures; skip the tests
+    marked ``cuda`` when torch sees no CUDA device (they run on GPU machines)."""
+    check_data_marks(items)
     marked = [item for item in items if item.get_closest_marker("cuda")]
     if not marked:
         return
@@ -27,6 +52,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason="needs a CUDA device (marked cuda)")
     for item in marked:
         item.add_marker(skip)
+
+
+def check_data_marks(items: list[pytest.Item]) -> None:
+    """A :class:`pytest.UsageError` naming every test that uses a real-data fixture without the
+    ``data`` mark (it would fail under ``-m 'not data'`` without NBH_DATA_DIR) or carries the mark
+    without using one (``-m data`` would run it although it needs nothing real)."""
+    problems = []
+    for item in items:
+        used = sorted(DATA_FIXTURES & set(getattr(item, "fixturenames", ())))
+        marked = item.get_closest_marker("data") is not None
+        if used and not marked:
+            problems.append(
+                f"{item.nodeid} uses {', '.join(used)} but is not marked @pytest.mark.data; mark it, or use "
+                "the synthetic_nb201 / synthetic_data_dir / small_nb101 fixtures if real numbers don't matter"
+            )
+        elif marked and not used:
+            problems.append(
+                f"{item.nodeid} is marked @pytest.mark.data but uses none of {', '.join(sorted(DATA_FIXTURES))}; "
+                "take the real data through one of them, or drop the mark"
+            )
+    if problems:
+        raise pytest.UsageError("the data marks disagree with the real-data fixtures:\n  " + "\n  ".join(problems))
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +99,25 @@ def real_nb201(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """The real NB201 table imported into a session cache."""
     cache = tmp_path_factory.mktemp("real-cache")
     return NB201Benchmark.load(import_nb201(real_data_dir / NB201_TABLE, cache))
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with the synthetic NB201 table and a small CIFAR-10, written once per session."""
+    from data_files import write_cifar10
+    from synthetic_nb201 import write_synthetic_table
+
+    root = tmp_path_factory.mktemp("synthetic-data")
+    write_synthetic_table(root / NB201_TABLE)
+    write_cifar10(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_nb201(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> NB201Benchmark:
+    """The synthetic full-size NB201 table (``tests/synthetic_nb201.py``) imported into a session cache."""
+    cache = tmp_path_factory.mktemp("synthetic-cache")
+    return NB201Benchmark.load(import_nb201(synthetic_data_dir / NB201_TABLE, cache))
 
 
 NB101_FILE = "nasbench/nasbench_only108_nb1shot1.tfrecord"

@@ -10,21 +10,19 @@ from typing import Any
 import pytest
 import torch
 from reference_cells import assert_same_gradients, nb1shot1_reference_cell, nb201_reference_cell, paper_shuffle
+from tiny import tiny_search, trajectory, without_times
 
 from nasbench_harness.config import build_config
-from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.engine.adapters import get_search_space
 from nasbench_harness.methods.engine.base import SearchState
 from nasbench_harness.methods.engine.loop import weight_step
-from nasbench_harness.methods.engine.run import run_search
 from nasbench_harness.methods.zoo.pc_darts import PartialChannelStep, pc_darts
 from nasbench_harness.registry import make_method
 from nasbench_harness.spaces.nb201 import EDGES, NB201Genotype
 from nasbench_harness.supernets.mixing import shuffle_cat
 from nasbench_harness.supernets.nb1shot1 import NB1Shot1SearchNet, grouped_softmax
 from nasbench_harness.supernets.nb201_pc import PCNB201SearchCell, PCNB201SearchNet, edge_weights
-from nasbench_harness.tracking import read_trajectory
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -182,19 +180,12 @@ def test_setup_refuses_a_network_without_partial_channels() -> None:
         state.method.arch_step.setup(state)
 
 
-TINY = {"batch_size": 16, "tracking": {"eigen_every": 1, "eigen_batch_size": 8}, "threads": 1, "epochs": 2}
+def _search(tmp_path: Path, bench: Any, name: str = "run", **overrides: Any) -> list[dict]:
+    return trajectory(tiny_search(tmp_path, bench, name, method="pc-darts", **overrides))
 
 
-def _search(tmp_path: Path, bench: Any, overrides: dict[str, Any], name: str = "run", **kw: Any) -> list[dict]:
-    config = build_config("cpu", {**TINY, "method": "pc-darts", **overrides})
-    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-    result = run_search(config, tmp_path / name, device="cpu", data=data, bench=bench, **kw)
-    return read_trajectory(result.path).to_pylist()
-
-
-@pytest.mark.data
-def test_two_epochs_on_nb201_fill_the_pc_columns(tmp_path: Path, real_nb201: Any) -> None:
-    rows = _search(tmp_path, real_nb201, {"model": {"channels": 4, "cells_per_stage": 1}})
+def test_two_epochs_on_nb201_fill_the_pc_columns(tmp_path: Path, synthetic_nb201: Any) -> None:
+    rows = _search(tmp_path, synthetic_nb201)
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
         for column in ("pc_k", "pc_edge_weights", "valid_acc", "final_valid_acc", "genotype", "eigenvalue"):
@@ -204,9 +195,8 @@ def test_two_epochs_on_nb201_fill_the_pc_columns(tmp_path: Path, real_nb201: Any
     assert rows[0]["pc_edge_weights"] != rows[1]["pc_edge_weights"]  # beta is trained
 
 
-@pytest.mark.data
-def test_pc_darts_runs_on_nb1shot1(tmp_path: Path, real_nb101: Any) -> None:
-    rows = _search(tmp_path, real_nb101, {"space": "nb1shot1-1", "model": {"channels": 4, "num_cells": 3}})
+def test_pc_darts_runs_on_nb1shot1(tmp_path: Path, small_nb101: Any) -> None:
+    rows = _search(tmp_path, small_nb101, space="nb1shot1-1")
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all(r["pc_k"] == 4 and r["genotype"] and r["valid_acc"] is not None for r in rows)
     assert "pc_edge_weights" not in rows[0]  # no edge normalisation on NB-1Shot1
@@ -216,23 +206,19 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.data
-def test_resumed_pc_darts_run_equals_the_uninterrupted_one(tmp_path: Path, real_nb201: Any) -> None:
+def test_resumed_pc_darts_run_equals_the_uninterrupted_one(tmp_path: Path, synthetic_nb201: Any) -> None:
     """beta is checkpointed with the network, its Adam state with the arch optimiser."""
-    overrides = {"model": {"channels": 4, "cells_per_stage": 1}, "epochs": 2, "tracking": {"eigen_every": 0}}
-    whole = _search(tmp_path, real_nb201, overrides, "whole")
+    no_eigen = {"tracking": {"eigen_every": 0}}
+    whole = _search(tmp_path, synthetic_nb201, "whole", **no_eigen)
 
     def stop_after_one(kind: str, info: dict[str, Any]) -> None:
         if kind == "epoch" and info["epoch"] == 1:
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        _search(tmp_path, real_nb201, overrides, "split", progress=stop_after_one)
-    resumed = _search(tmp_path, real_nb201, overrides, "split")
-    timing = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
-    assert [{k: v for k, v in r.items() if k not in timing} for r in whole] == [
-        {k: v for k, v in r.items() if k not in timing} for r in resumed
-    ]
+        _search(tmp_path, synthetic_nb201, "split", progress=stop_after_one, **no_eigen)
+    resumed = _search(tmp_path, synthetic_nb201, "split", **no_eigen)
+    assert without_times(whole) == without_times(resumed)
     a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)
     assert torch.equal(a["net"]["beta"], b["net"]["beta"])

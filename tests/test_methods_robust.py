@@ -12,9 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tiny import merged, tiny_config, tiny_data, tiny_search, without_times
 
-from nasbench_harness.config import build_config
-from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.components.arch_steps import FirstOrderStep
 from nasbench_harness.methods.components.early_stopping import (
@@ -23,23 +22,16 @@ from nasbench_harness.methods.components.early_stopping import (
     EigenvalueTracker,
 )
 from nasbench_harness.methods.engine import loop
-from nasbench_harness.methods.engine.run import run_search
 from nasbench_harness.registry import make_method
 from nasbench_harness.tracking import read_alphas, read_trajectory
 
-TINY = {
-    "model": {"channels": 4, "cells_per_stage": 1},
-    "batch_size": 16,
-    "tracking": {"eigen_every": 0, "eigen_batch_size": 8},
-    "threads": 1,
-}
+NO_EIGEN = {"tracking": {"eigen_every": 0}}
+"""The loop's own eigenvalue column off: these methods measure their own."""
 FAST_RULE = {"every": 1, "window": 1, "delta": 1, "factor": 1.5, "start_epoch": 1}
 
 
 def _run(tmp_path: Path, bench: Any, name: str = "run", **overrides: Any) -> Any:
-    config = build_config("cpu", {**TINY, **overrides})
-    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-    return run_search(config, tmp_path / name, device="cpu", data=data, bench=bench)
+    return tiny_search(tmp_path, bench, name, **merged(NO_EIGEN, overrides))
 
 
 @pytest.fixture
@@ -72,11 +64,10 @@ def test_rules_code_and_paper() -> None:
     assert EarlyStopOptions(rule="paper", factor=2.0).resolved()["factor"] == 2.0
 
 
-@pytest.mark.data
 def test_darts_es_stops_and_answers_with_the_earlier_epoch(
-    tmp_path: Path, real_nb201: Any, doubling_eigenvalue: None
+    tmp_path: Path, synthetic_nb201: Any, doubling_eigenvalue: None
 ) -> None:
-    result = _run(tmp_path, real_nb201, method="darts-es", method_options=FAST_RULE, epochs=5)
+    result = _run(tmp_path, synthetic_nb201, method="darts-es", method_options=FAST_RULE, epochs=5)
     rows = read_trajectory(result.path).to_pylist()
     # averages of single values: growth 2x > 1.5 as soon as two exist, i.e. after epoch 2
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -87,18 +78,20 @@ def test_darts_es_stops_and_answers_with_the_earlier_epoch(
     assert result.stopped_early == manifest["stopped_early"]
 
 
-@pytest.mark.data
-def test_darts_es_does_not_stop_before_start_epoch(tmp_path: Path, real_nb201: Any, doubling_eigenvalue: None) -> None:
-    result = _run(tmp_path, real_nb201, method="darts-es", method_options={**FAST_RULE, "start_epoch": 9}, epochs=3)
+def test_darts_es_does_not_stop_before_start_epoch(
+    tmp_path: Path, synthetic_nb201: Any, doubling_eigenvalue: None
+) -> None:
+    result = _run(
+        tmp_path, synthetic_nb201, method="darts-es", method_options={**FAST_RULE, "start_epoch": 9}, epochs=3
+    )
     rows = read_trajectory(result.path).to_pylist()
     assert len(rows) == 3 and result.stopped_early is None
     assert all(r["es_eigenvalue"] is not None for r in rows)  # the rule's own measurement, every epoch
     assert all(r["eigenvalue"] is None for r in rows)  # the fixed-batch column follows tracking.eigen_every (0)
 
 
-@pytest.mark.data
 def test_darts_ada_rolls_back_to_the_exact_snapshot_with_ten_times_the_weight_decay(
-    tmp_path: Path, real_nb201: Any, doubling_eigenvalue: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, synthetic_nb201: Any, doubling_eigenvalue: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     states: dict[int, dict[str, Any]] = {}  # schedule epoch -> state right after its tracking
     restored: list[dict[str, Any]] = []
@@ -117,7 +110,7 @@ def test_darts_ada_rolls_back_to_the_exact_snapshot_with_ten_times_the_weight_de
     monkeypatch.setattr(loop.Search, "track", track)
     monkeypatch.setattr(loop.Search, "restore", restore)
     options = FAST_RULE  # from the preset's 5e-4, one adaptation to 5e-3 stays within max_weight_decay 0.03
-    result = _run(tmp_path, real_nb201, method="darts-ada", method_options=options, epochs=4)
+    result = _run(tmp_path, synthetic_nb201, method="darts-ada", method_options=options, epochs=4)
     rows = read_trajectory(result.path).to_pylist()
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
     assert [r["schedule_epoch"] for r in rows] == [1, 2, 2, 3, 4]  # epoch 2 again after the rollback to 1
@@ -139,12 +132,11 @@ def test_darts_ada_rolls_back_to_the_exact_snapshot_with_ten_times_the_weight_de
     assert torch.allclose(after["alphas"].flatten(), torch.tensor(epoch1))
 
 
-@pytest.mark.data
 def test_darts_ada_resumed_after_the_rollback_equals_the_uninterrupted_run(
-    tmp_path: Path, real_nb201: Any, doubling_eigenvalue: None
+    tmp_path: Path, synthetic_nb201: Any, doubling_eigenvalue: None
 ) -> None:
     options = FAST_RULE
-    whole = _run(tmp_path, real_nb201, "whole", method="darts-ada", method_options=options, epochs=3)
+    whole = _run(tmp_path, synthetic_nb201, "whole", method="darts-ada", method_options=options, epochs=3)
 
     class Interrupt(Exception):
         pass
@@ -153,31 +145,28 @@ def test_darts_ada_resumed_after_the_rollback_equals_the_uninterrupted_run(
         if kind == "epoch" and info["epoch"] == 2:
             raise Interrupt
 
-    config = build_config("cpu", {**TINY, "method": "darts-ada", "method_options": options, "epochs": 3})
-    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
     with pytest.raises(Interrupt):
-        run_search(config, tmp_path / "split", device="cpu", data=data, bench=real_nb201, progress=stop_after_two)
-    resumed = run_search(config, tmp_path / "split", device="cpu", data=data, bench=real_nb201)
-    volatile = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
-    strip = [{k: v for k, v in r.items() if k not in volatile} for r in read_trajectory(whole.path).to_pylist()]
-    again = [{k: v for k, v in r.items() if k not in volatile} for r in read_trajectory(resumed.path).to_pylist()]
+        _run(tmp_path, synthetic_nb201, "split", method="darts-ada", method_options=options, epochs=3,
+             progress=stop_after_two)  # fmt: skip
+    resumed = _run(tmp_path, synthetic_nb201, "split", method="darts-ada", method_options=options, epochs=3)
+    strip = without_times(read_trajectory(whole.path).to_pylist())
+    again = without_times(read_trajectory(resumed.path).to_pylist())
     assert again == strip and [r["schedule_epoch"] for r in again] == [1, 2, 2, 3]
 
 
-@pytest.mark.data
-def test_rdarts_l2_sets_the_weight_decay(tmp_path: Path, real_nb201: Any) -> None:
-    result = _run(tmp_path, real_nb201, method="rdarts-l2", method_options={"weight_decay": 81e-4}, epochs=2)
+def test_rdarts_l2_sets_the_weight_decay(tmp_path: Path, synthetic_nb201: Any) -> None:
+    result = _run(tmp_path, synthetic_nb201, method="rdarts-l2", method_options={"weight_decay": 81e-4}, epochs=2)
     assert [r["weight_decay"] for r in read_trajectory(result.path).to_pylist()] == [81e-4, 81e-4]
     saved = torch.load(result.path / "checkpoint.pt", weights_only=False)
     assert saved["w_optim"]["param_groups"][0]["weight_decay"] == 81e-4
 
 
-@pytest.mark.data
 @pytest.mark.parametrize("space", ["nb201", "nb1shot1-1"])
-def test_rdarts_dp_schedules_the_drop_probability(space: str, tmp_path: Path, real_nb201: Any, real_nb101: Any) -> None:
-    bench = real_nb201 if space == "nb201" else real_nb101
-    extra = {"space": space, "model": {"channels": 4, "cells_per_stage": 1, "num_cells": 3}}
-    result = _run(tmp_path, bench, method="rdarts-dp", method_options={"drop_prob": 0.4}, epochs=3, **extra)
+def test_rdarts_dp_schedules_the_drop_probability(
+    space: str, tmp_path: Path, synthetic_nb201: Any, small_nb101: Any
+) -> None:
+    bench = synthetic_nb201 if space == "nb201" else small_nb101
+    result = _run(tmp_path, bench, method="rdarts-dp", method_options={"drop_prob": 0.4}, epochs=3, space=space)
     assert [r["drop_prob"] for r in read_trajectory(result.path).to_pylist()] == pytest.approx([0.0, 0.2, 0.4])
 
 
@@ -265,9 +254,8 @@ def test_rule_never_stops_after_the_last_epoch() -> None:
     assert (at, action.result_epoch) == (3, 2)
 
 
-@pytest.mark.data
 def test_es_measures_the_last_arch_batch_with_the_arch_weight_decay_at_the_references_epochs(
-    tmp_path: Path, real_nb201: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, synthetic_nb201: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[int, Any, float]] = []
     arch_batches: dict[int, Any] = {}
@@ -284,7 +272,7 @@ def test_es_measures_the_last_arch_batch_with_the_arch_weight_decay_at_the_refer
     monkeypatch.setattr(FirstOrderStep, "step", step)
     monkeypatch.setattr(loop.Search, "eigenvalue", fake)
     overrides = {"arch_optim": {"weight_decay": 2e-3}}
-    result = _run(tmp_path, real_nb201, method="darts-es", epochs=6, **overrides)
+    result = _run(tmp_path, synthetic_nb201, method="darts-es", epochs=6, **overrides)
     rows = read_trajectory(result.path).to_pylist()
     assert [epoch for epoch, _, _ in calls] == [1, 3, 5, 6]  # 0-based 0, 2, 4 and the last
     for epoch, batch, weight_decay in calls:
@@ -294,9 +282,8 @@ def test_es_measures_the_last_arch_batch_with_the_arch_weight_decay_at_the_refer
 
 def test_the_loops_eigenvalue_takes_a_batch_and_the_arch_weight_decay() -> None:
     """What ES calls: the Hessian on the given batch (not the fixed one) plus wd on the diagonal."""
-    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-    config = build_config("cpu", {**TINY, "method": "darts-es", "epochs": 2})
-    search = loop.Search(config, make_method("darts-es"), data, None, None, torch.device("cpu"))  # type: ignore[arg-type]
+    config = tiny_config(method="darts-es", **NO_EIGEN)
+    search = loop.Search(config, make_method("darts-es"), tiny_data(), None, None, torch.device("cpu"))  # type: ignore[arg-type]
     assert search.state.eigenvalue is not None
     batch = next(iter(search.loaders.valid.epoch(1)))
     plain = search.state.eigenvalue(batch, 0.0)
@@ -304,12 +291,11 @@ def test_the_loops_eigenvalue_takes_a_batch_and_the_arch_weight_decay() -> None:
     assert search.eigenvalue() != pytest.approx(plain)
 
 
-@pytest.mark.data
 def test_darts_ada_restores_the_eigenvalue_history_so_it_can_trigger_again_at_once(
-    tmp_path: Path, real_nb201: Any, doubling_eigenvalue: None
+    tmp_path: Path, synthetic_nb201: Any, doubling_eigenvalue: None
 ) -> None:
     options = {**FAST_RULE, "max_weight_decay": 1.0}  # 5e-4 -> 5e-3 -> 5e-2 -> 0.5, then 5 would pass 1.0
-    result = _run(tmp_path, real_nb201, method="darts-ada", method_options=options, epochs=3)
+    result = _run(tmp_path, synthetic_nb201, method="darts-ada", method_options=options, epochs=3)
     rows = read_trajectory(result.path).to_pylist()
     # after each rollback to epoch 1 the history holds epoch 1's value, so epoch 2 triggers again
     assert [r["schedule_epoch"] for r in rows] == [1, 2, 2, 2, 2, 3]

@@ -1,5 +1,5 @@
 """Random search with weight sharing: uniform one-hot paths, the best-of-candidates derivation,
-two-epoch searches on NB201 (real table) and NB-1Shot1 space 1 (a small NB101 table)."""
+two-epoch searches on NB201 (the synthetic table) and NB-1Shot1 space 1 (a small NB101 table)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,25 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tiny import TINY, TINY_1SHOT1
+from tiny import alphas, tiny_config, tiny_search, trajectory
 
-from nasbench_harness.config import build_config
-from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.engine.loop import build_state
-from nasbench_harness.methods.engine.run import run_search
 from nasbench_harness.methods.zoo.rsws import oneshot_accuracy, uniform_genotype
 from nasbench_harness.registry import make_method
 from nasbench_harness.spaces.nb1shot1_derive import genotype_weights
 from nasbench_harness.tabular.nb101 import NB101Benchmark
-from nasbench_harness.tracking import read_alphas, read_trajectory
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _run(tmp_path: Path, bench: Any, overrides: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    config = build_config("cpu", {**overrides, "epochs": 2, "method": "rsws"})
-    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-    result = run_search(config, tmp_path / "run", device="cpu", data=data, bench=bench)
-    return read_trajectory(result.path).to_pylist(), read_alphas(result.path).to_pylist()
+def _run(tmp_path: Path, bench: Any, **overrides: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    result = tiny_search(tmp_path, bench, method="rsws", **overrides)
+    return trajectory(result), alphas(result)
 
 
 def _state(options: dict[str, Any], space: str = "nb201") -> Any:
-    extra = TINY_1SHOT1 if space != "nb201" else TINY
-    config = build_config("cpu", {**extra, "epochs": 2, "method": "rsws", "method_options": options})
+    config = tiny_config(space=space, method="rsws", method_options=options)
     method = make_method("rsws", options)
     state, _ = build_state(config, method, 10, torch.device("cpu"))
     state.epoch = 1
@@ -47,21 +40,21 @@ def _batches(n: int = 40, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tenso
     return [(x[:16], y[:16]), (x[16:32], y[16:32]), (x[32:], y[32:])]
 
 
-@pytest.mark.data
-def test_two_epochs_on_nb201(tmp_path: Path, real_nb201: Any) -> None:
-    rows, alphas = _run(tmp_path, real_nb201, {**TINY, "method_options": {"n_candidates": 4}})
+def test_two_epochs_on_nb201(tmp_path: Path, synthetic_nb201: Any) -> None:
+    rows, weights = _run(tmp_path, synthetic_nb201, method_options={"n_candidates": 4})
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
         assert 0.0 <= row["rsws_best_oneshot_acc"] <= 100.0
         # 32 evaluation images < eval_images: the ranking saw exactly what the loop's final-net
         # evaluation sees, with the same batch statistics
         assert row["rsws_best_oneshot_acc"] == pytest.approx(row["final_valid_acc"])
-    first, second = ([a["alpha"] for a in alphas if a["epoch"] == e] for e in (1, 2))
+    first, second = ([a["alpha"] for a in weights if a["epoch"] == e] for e in (1, 2))
     assert first == second  # no architecture step
 
 
 def test_two_epochs_on_nb1shot1(tmp_path: Path, small_nb101: NB101Benchmark) -> None:
-    rows, _ = _run(tmp_path, small_nb101, {**TINY_1SHOT1, "method_options": {"n_candidates": 3, "eval_images": 16}})
+    options = {"n_candidates": 3, "eval_images": 16}
+    rows, _ = _run(tmp_path, small_nb101, space="nb1shot1-1", method_options=options)
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all(r["rsws_best_oneshot_acc"] is not None for r in rows)
 

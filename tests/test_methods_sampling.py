@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from reference_cells import nb201_gdas_reference_cell
 from scipy.special import digamma, gammaln
+from tiny import tiny_config, tiny_search, trajectory, without_times
 
-from nasbench_harness.config import build_config
-from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.components.samplers import (
     TemperatureSchedule,
@@ -27,37 +26,18 @@ from nasbench_harness.methods.components.samplers import (
 )
 from nasbench_harness.methods.engine.base import SearchState
 from nasbench_harness.methods.engine.loop import build_state
-from nasbench_harness.methods.engine.run import run_search
 from nasbench_harness.registry import make_method
 from nasbench_harness.supernets.nb201 import NB201SearchCell, as_mask, masked_constants
-from nasbench_harness.tracking import read_alphas, read_trajectory
+from nasbench_harness.tracking import read_alphas
 
-MODELS = {"nb201": {"channels": 4, "cells_per_stage": 1}, "nb1shot1-1": {"channels": 4, "num_cells": 3}}
-TIME_COLUMNS = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
 COLUMNS = {"gdas": "gdas_tau", "snas": "snas_tau", "drnas": "drnas_reg"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _config(method: str, space: str = "nb201", epochs: int = 2, **options: Any) -> Any:
-    return build_config(
-        "cpu",
-        {
-            "space": space,
-            "method": method,
-            "method_options": options,
-            "epochs": epochs,
-            "model": MODELS[space],
-            "batch_size": 16,
-            "tracking": {"eigen_every": 1, "eigen_batch_size": 8},
-            "threads": 1,
-        },
-    )
-
-
 def _state(method: str, space: str = "nb201", epoch: int = 1, **options: Any) -> SearchState:
-    config = _config(method, space, epochs=10, **options)
+    config = tiny_config(method=method, space=space, epochs=10, method_options=options)
     state, _ = build_state(config, make_method(method, options), 10, torch.device("cpu"))
     for component in state.method.all_components:
         component.setup(state)
@@ -338,11 +318,6 @@ def test_bad_options_are_config_errors(method: str, options: dict[str, Any], mat
 # -- searches ----------------------------------------------------------------------------------
 
 
-def _search(tmp_path: Path, bench: Any, config: Any, name: str = "run", **kwargs: Any) -> Any:
-    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-    return run_search(config, tmp_path / name, device="cpu", data=data, bench=bench, **kwargs)
-
-
 def _check_rows(rows: list[dict[str, Any]], method: str) -> None:
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
@@ -350,10 +325,9 @@ def _check_rows(rows: list[dict[str, Any]], method: str) -> None:
             assert row[column] is not None and row[column] == row[column], column  # not None, not NaN
 
 
-@pytest.mark.data
 @pytest.mark.parametrize("method", ["snas", "drnas"])
-def test_two_epochs_on_nb201(method: str, tmp_path: Path, real_nb201: Any) -> None:
-    rows = read_trajectory(_search(tmp_path, real_nb201, _config(method)).path).to_pylist()
+def test_two_epochs_on_nb201(method: str, tmp_path: Path, synthetic_nb201: Any) -> None:
+    rows = trajectory(tiny_search(tmp_path, synthetic_nb201, method=method))
     _check_rows(rows, method)
     if method == "snas":
         assert [r["snas_tau"] for r in rows] == [1.0, pytest.approx(0.03)]
@@ -361,22 +335,19 @@ def test_two_epochs_on_nb201(method: str, tmp_path: Path, real_nb201: Any) -> No
         assert all(r["drnas_reg"] >= 0 for r in rows)
 
 
-@pytest.mark.data
 @pytest.mark.parametrize("method", ["gdas", "snas", "drnas"])
-def test_two_epochs_on_nb1shot1(method: str, tmp_path: Path, real_nb101: Any) -> None:
-    result = _search(tmp_path, real_nb101, _config(method, "nb1shot1-1"))
-    _check_rows(read_trajectory(result.path).to_pylist(), method)
+def test_two_epochs_on_nb1shot1(method: str, tmp_path: Path, small_nb101: Any) -> None:
+    _check_rows(trajectory(tiny_search(tmp_path, small_nb101, method=method, space="nb1shot1-1")), method)
 
 
 class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.data
-def test_gdas_two_epochs_and_a_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, real_nb201: Any) -> None:
-    config = _config("gdas")
-    whole = _search(tmp_path, real_nb201, config, "whole")
-    rows = read_trajectory(whole.path).to_pylist()
+def test_gdas_two_epochs_and_a_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, synthetic_nb201: Any) -> None:
+    config = tiny_config(method="gdas")
+    whole = tiny_search(tmp_path, synthetic_nb201, "whole", config=config)
+    rows = trajectory(whole)
     _check_rows(rows, "gdas")
     assert [r["gdas_tau"] for r in rows] == [10.0, pytest.approx(0.1)]
 
@@ -385,14 +356,10 @@ def test_gdas_two_epochs_and_a_resumed_run_equals_the_uninterrupted_one(tmp_path
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        _search(tmp_path, real_nb201, config, "split", progress=stop_after_one)
-    resumed = _search(tmp_path, real_nb201, config, "split")
+        tiny_search(tmp_path, synthetic_nb201, "split", config=config, progress=stop_after_one)
+    resumed = tiny_search(tmp_path, synthetic_nb201, "split", config=config)
     assert resumed.resumed_from == 1 and resumed.epochs_completed == 2
-
-    def strip(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rs]
-
-    assert strip(rows) == strip(read_trajectory(resumed.path).to_pylist())
+    assert without_times(rows) == without_times(trajectory(resumed))
     assert read_alphas(whole.path).to_pylist() == read_alphas(resumed.path).to_pylist()
     a = torch.load(whole.path / "checkpoint.pt", weights_only=False)["net"]
     b = torch.load(resumed.path / "checkpoint.pt", weights_only=False)["net"]

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 import torch
+from tiny import tiny_config, tiny_search, trajectory, without_times
 
-from nasbench_harness.config import build_config
-from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError, TrainingError
 from nasbench_harness.methods.components.groups import groups_of
 from nasbench_harness.methods.components.hessian import eval_mode
@@ -24,12 +23,10 @@ from nasbench_harness.methods.components.perturbation import (
 from nasbench_harness.methods.components.schedules import LinearSchedule
 from nasbench_harness.methods.engine.adapters import get_search_space
 from nasbench_harness.methods.engine.loop import build_state
-from nasbench_harness.methods.engine.run import run_search
 from nasbench_harness.registry import make_method
 from nasbench_harness.tracking import read_trajectory
 
 SPACES = ["nb201", "nb1shot1-1"]
-TIME_COLUMNS = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -78,8 +75,7 @@ def test_random_perturbation_stays_on_the_simplex(space: str) -> None:
 
 # -- adversarial ----------------------------------------------------------------------------------
 def _adv_state(space: str) -> tuple[Any, AdversarialPerturbation]:
-    model = {"channels": 4, "cells_per_stage": 1} if space == "nb201" else {"channels": 4, "num_cells": 3}
-    config = build_config("cpu", {"space": space, "method": "sdarts-adv", "model": model, "epochs": 2})
+    config = tiny_config(space=space, method="sdarts-adv")
     method = make_method("sdarts-adv")
     state, _ = build_state(config, method, 10, torch.device("cpu"))
     state.net.train()
@@ -178,32 +174,13 @@ def test_bad_options_are_config_errors(name: str, options: dict[str, Any], messa
 
 
 # -- searches -------------------------------------------------------------------------------------
-def _config(method: str, space: str = "nb201", epochs: int = 2) -> Any:
-    model = {"channels": 4, "cells_per_stage": 1} if space == "nb201" else {"channels": 4, "num_cells": 3}
-    return build_config(
-        "cpu",
-        {
-            "method": method,
-            "space": space,
-            "epochs": epochs,
-            "model": model,
-            "batch_size": 16,
-            "tracking": {"eigen_every": 1, "eigen_batch_size": 8},
-            "threads": 1,
-        },
-    )
+def _run(tmp_path: Path, bench: Any, name: str = "run", **overrides: Any) -> list[dict[str, Any]]:
+    return trajectory(tiny_search(tmp_path, bench, name, **overrides))
 
 
-def _run(tmp_path: Path, bench: Any, config: Any, name: str = "run", **kwargs: Any) -> list[dict[str, Any]]:
-    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-    result = run_search(config, tmp_path / name, device="cpu", data=data, bench=bench, **kwargs)
-    return read_trajectory(result.path).to_pylist()
-
-
-@pytest.mark.data
 @pytest.mark.parametrize("method", ["sdarts-rs", "sdarts-adv"])
-def test_two_epochs_on_nb201_fill_the_eps_column(method: str, tmp_path: Path, real_nb201: Any) -> None:
-    rows = _run(tmp_path, real_nb201, _config(method))
+def test_two_epochs_on_nb201_fill_the_eps_column(method: str, tmp_path: Path, synthetic_nb201: Any) -> None:
+    rows = _run(tmp_path, synthetic_nb201, method=method)
     assert [r["sdarts_eps"] for r in rows] == [0.03, 0.3]
     for row in rows:
         assert row["genotype"] and row["eigenvalue"] is not None
@@ -211,10 +188,9 @@ def test_two_epochs_on_nb201_fill_the_eps_column(method: str, tmp_path: Path, re
             assert 0.0 <= row["sdarts_adv_kept"] <= 1.0
 
 
-@pytest.mark.data
 @pytest.mark.parametrize("method", ["sdarts-rs", "sdarts-adv"])
-def test_two_epochs_on_nb1shot1(method: str, tmp_path: Path, real_nb101: Any) -> None:
-    rows = _run(tmp_path, real_nb101, _config(method, "nb1shot1-1"))
+def test_two_epochs_on_nb1shot1(method: str, tmp_path: Path, small_nb101: Any) -> None:
+    rows = _run(tmp_path, small_nb101, method=method, space="nb1shot1-1")
     assert [r["sdarts_eps"] for r in rows] == [0.03, 0.3]
     assert all(r["module_hash"] for r in rows)
 
@@ -223,22 +199,17 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.data
-def test_resumed_sdarts_adv_run_equals_the_uninterrupted_run(tmp_path: Path, real_nb201: Any) -> None:
+def test_resumed_sdarts_adv_run_equals_the_uninterrupted_run(tmp_path: Path, synthetic_nb201: Any) -> None:
     """Random start and PGD draw from torch's generator, reseeded per epoch by the loop."""
-    config = _config("sdarts-adv")
-    whole = _run(tmp_path, real_nb201, config, "whole")
+    config = tiny_config(method="sdarts-adv")
+    whole = _run(tmp_path, synthetic_nb201, "whole", config=config)
 
     def stop_after_one(kind: str, info: dict[str, Any]) -> None:
         if kind == "epoch" and info["epoch"] == 1:
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        _run(tmp_path, real_nb201, config, "split", progress=stop_after_one)
+        _run(tmp_path, synthetic_nb201, "split", config=config, progress=stop_after_one)
     assert len(read_trajectory(tmp_path / "split").to_pylist()) == 1
-    resumed = _run(tmp_path, real_nb201, config, "split")
-
-    def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]
-
-    assert strip(whole) == strip(resumed)
+    resumed = _run(tmp_path, synthetic_nb201, "split", config=config)
+    assert without_times(whole) == without_times(resumed)

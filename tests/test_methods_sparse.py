@@ -1,5 +1,5 @@
 """SP-DARTS and the single-stage protocol: schedules, mixing, the freeze, the entropy penalty,
-two-epoch searches on NB201 (real table) and NB-1Shot1 space 1 (a small NB101 table), resume."""
+two-epoch searches on NB201 (the synthetic table) and NB-1Shot1 space 1 (a small NB101 table), resume."""
 
 from __future__ import annotations
 
@@ -10,14 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tiny import TINY, TINY_1SHOT1
+from tiny import tiny_config, tiny_search, without_times
 
-from nasbench_harness.config import build_config
-from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.components.regularizers import group_entropy
 from nasbench_harness.methods.engine.loop import build_state
-from nasbench_harness.methods.engine.run import run_search
 from nasbench_harness.methods.zoo.sp_darts import SPDartsOptions, sp_schedule
 from nasbench_harness.registry import make_method
 from nasbench_harness.spaces.nb201 import NB201Genotype
@@ -32,18 +29,8 @@ SS_COLUMNS = ("single_stage_frozen", "single_stage_tau", "single_stage_entropy")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _data() -> Any:
-    return synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-
-
-def _run(tmp_path: Path, bench: Any, overrides: dict[str, Any], name: str = "run", **kwargs: Any) -> Any:
-    config = build_config("cpu", overrides)
-    return run_search(config, tmp_path / name, device="cpu", data=_data(), bench=bench, **kwargs)
-
-
 def _state(method: str, options: dict[str, Any], space: str = "nb201", epochs: int = 2) -> Any:
-    extra = TINY_1SHOT1 if space != "nb201" else TINY
-    config = build_config("cpu", {**extra, "epochs": epochs, "method": method, "method_options": options})
+    config = tiny_config(space=space, epochs=epochs, method=method, method_options=options)
     m = make_method(method, options)
     state, _ = build_state(config, m, 10, torch.device("cpu"))
     for component in m.all_components:
@@ -110,9 +97,8 @@ def test_sp_mixing_draws_one_temperature_per_step_and_evaluates_at_tau_eval() ->
     assert torch.allclose(state.mixing(phase="eval"), torch.softmax(state.alphas / 1e-4, dim=-1))
 
 
-@pytest.mark.data
-def test_sp_darts_two_epochs_on_nb201(tmp_path: Path, real_nb201: Any) -> None:
-    result = _run(tmp_path, real_nb201, {**TINY, "epochs": 2, "method": "sp-darts"})
+def test_sp_darts_two_epochs_on_nb201(tmp_path: Path, synthetic_nb201: Any) -> None:
+    result = tiny_search(tmp_path, synthetic_nb201, method="sp-darts")
     rows = read_trajectory(result.path).to_pylist()
     assert len(rows) == 2
     for row in rows:
@@ -126,7 +112,7 @@ def test_sp_darts_two_epochs_on_nb201(tmp_path: Path, real_nb201: Any) -> None:
 
 
 def test_sp_darts_two_epochs_on_nb1shot1(tmp_path: Path, small_nb101: NB101Benchmark) -> None:
-    result = _run(tmp_path, small_nb101, {**TINY_1SHOT1, "epochs": 2, "method": "sp-darts"})
+    result = tiny_search(tmp_path, small_nb101, space="nb1shot1-1", method="sp-darts")
     rows = read_trajectory(result.path).to_pylist()
     assert len(rows) == 2
     assert all(row[c] is not None for row in rows for c in SP_COLUMNS)
@@ -202,10 +188,9 @@ def test_after_the_freeze_the_supernet_evaluation_is_the_final_net() -> None:
         assert torch.allclose(state.net(x, weights), state.net(x, weights, mask=mask), atol=1e-6)
 
 
-@pytest.mark.data
-def test_single_stage_two_epochs_frozen_after_the_first(tmp_path: Path, real_nb201: Any) -> None:
+def test_single_stage_two_epochs_frozen_after_the_first(tmp_path: Path, synthetic_nb201: Any) -> None:
     options = {"freeze_epoch": 1, "entropy_weight": 0.1}
-    result = _run(tmp_path, real_nb201, {**TINY, "epochs": 2, "method": "single-stage", "method_options": options})
+    result = tiny_search(tmp_path, synthetic_nb201, method="single-stage", method_options=options)
     rows = read_trajectory(result.path).to_pylist()
     assert all(row[c] is not None for row in rows for c in SS_COLUMNS)
     assert [r["single_stage_frozen"] for r in rows] == [True, True]
@@ -216,29 +201,24 @@ def test_single_stage_two_epochs_frozen_after_the_first(tmp_path: Path, real_nb2
     assert len(first) == 30 and first == second
 
 
-def _strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.items() if not k.endswith("time_s")} for r in rows]
-
-
 class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.data
-def test_single_stage_freezes_at_the_default_epoch_and_resumes_exactly(tmp_path: Path, real_nb201: Any) -> None:
-    overrides = {**TINY, "epochs": 3, "method": "single-stage", "tracking": {"eigen_every": 0}}
-    whole = _run(tmp_path, real_nb201, overrides, "whole")
+def test_single_stage_freezes_at_the_default_epoch_and_resumes_exactly(tmp_path: Path, synthetic_nb201: Any) -> None:
+    config = tiny_config(epochs=3, method="single-stage", tracking={"eigen_every": 0})
+    whole = tiny_search(tmp_path, synthetic_nb201, "whole", config=config)
 
     def stop_after_freeze(kind: str, info: dict[str, Any]) -> None:
         if kind == "epoch" and info["epoch"] == 2:
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        _run(tmp_path, real_nb201, overrides, "split", progress=stop_after_freeze)
-    resumed = _run(tmp_path, real_nb201, overrides, "split")
+        tiny_search(tmp_path, synthetic_nb201, "split", config=config, progress=stop_after_freeze)
+    resumed = tiny_search(tmp_path, synthetic_nb201, "split", config=config)
     assert resumed.resumed_from == 2
     rows = read_trajectory(whole.path).to_pylist()
-    assert _strip(rows) == _strip(read_trajectory(resumed.path).to_pylist())
+    assert without_times(rows) == without_times(read_trajectory(resumed.path).to_pylist())
     assert [r["single_stage_frozen"] for r in rows] == [False, True, True]  # ceil(3 / 2) = 2
     assert rows[1]["genotype"] == rows[2]["genotype"]
     assert [r["single_stage_tau"] for r in rows] == pytest.approx([10.0, 0.1, 0.1])
@@ -258,14 +238,12 @@ def test_single_stage_freezes_at_the_default_epoch_and_resumes_exactly(tmp_path:
 def test_single_stage_on_nb1shot1_and_a_freeze_after_the_last_epoch(
     tmp_path: Path, small_nb101: NB101Benchmark
 ) -> None:
-    result = _run(
-        tmp_path,
-        small_nb101,
-        {**TINY_1SHOT1, "epochs": 2, "method": "single-stage", "method_options": {"entropy_weight": 0.1}},
+    result = tiny_search(
+        tmp_path, small_nb101, space="nb1shot1-1", method="single-stage", method_options={"entropy_weight": 0.1}
     )
     rows = read_trajectory(result.path).to_pylist()
     assert [r["single_stage_frozen"] for r in rows] == [True, True]
     assert rows[0]["genotype"] == rows[1]["genotype"]
     with pytest.raises(ConfigError, match="freeze_epoch=3"):
-        _run(tmp_path, small_nb101, {**TINY_1SHOT1, "epochs": 2, "method": "single-stage",
-                                     "method_options": {"freeze_epoch": 3}}, "late")  # fmt: skip
+        tiny_search(tmp_path, small_nb101, "late", space="nb1shot1-1", method="single-stage",
+                    method_options={"freeze_epoch": 3})  # fmt: skip

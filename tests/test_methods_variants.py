@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 import torch
+from tiny import alphas as alpha_rows
+from tiny import tiny_search, trajectory
 
 from nasbench_harness.config import build_config
-from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.components.mixing import SKIP, AuxiliarySkip
 from nasbench_harness.methods.components.regularizers import (
@@ -25,7 +26,6 @@ from nasbench_harness.methods.components.regularizers import (
 from nasbench_harness.methods.engine.adapters import get_search_space
 from nasbench_harness.methods.engine.run import run_search
 from nasbench_harness.registry import make_method
-from nasbench_harness.tracking import read_alphas, read_trajectory
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -122,34 +122,19 @@ def test_bad_options_are_config_errors(name: str, options: dict[str, Any], messa
 
 # -- searches -------------------------------------------------------------------------------------
 def _search(tmp_path: Path, bench: Any, method: str, space: str = "nb201") -> tuple[list[dict[str, Any]], Any]:
-    model = {"channels": 4, "cells_per_stage": 1} if space == "nb201" else {"channels": 4, "num_cells": 3}
-    config = build_config(
-        "cpu",
-        {
-            "method": method,
-            "space": space,
-            "epochs": 2,
-            "model": model,
-            "batch_size": 16,
-            "tracking": {"eigen_every": 1, "eigen_batch_size": 8},
-            "threads": 1,
-        },
-    )
-    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-    result = run_search(config, tmp_path / "run", device="cpu", data=data, bench=bench)
-    alphas = read_alphas(result.path).to_pylist()
+    result = tiny_search(tmp_path, bench, method=method, space=space)
+    alphas = alpha_rows(result)
     by_epoch = {e: torch.tensor([r["alpha"] for r in alphas if r["epoch"] == e]) for e in {r["epoch"] for r in alphas}}
-    return read_trajectory(result.path).to_pylist(), (alphas, by_epoch)
+    return trajectory(result), (alphas, by_epoch)
 
 
 def _bench(request: pytest.FixtureRequest, space: str) -> Any:
-    """The space's real table (only the one needed is imported)."""
-    return request.getfixturevalue("real_nb201" if space == "nb201" else "real_nb101")
+    """The space's table: the synthetic NB201 one, or the small NB101 one (only the one needed is built)."""
+    return request.getfixturevalue("synthetic_nb201" if space == "nb201" else "small_nb101")
 
 
-@pytest.mark.data
-def test_darts_minus_two_epochs(tmp_path: Path, real_nb201: Any) -> None:
-    rows, (alphas, _) = _search(tmp_path, real_nb201, "darts-minus")
+def test_darts_minus_two_epochs(tmp_path: Path, synthetic_nb201: Any) -> None:
+    rows, (alphas, _) = _search(tmp_path, synthetic_nb201, "darts-minus")
     assert [r["aux_skip_beta"] for r in rows] == [1.0, 0.0]
     # the recorded (eval) weights are the supernet as trained: each edge sums to 1 + beta
     for epoch, beta in ((1, 1.0), (2, 0.0)):
@@ -158,7 +143,6 @@ def test_darts_minus_two_epochs(tmp_path: Path, real_nb201: Any) -> None:
     assert all(r["genotype"] and r["eigenvalue"] is not None for r in rows)
 
 
-@pytest.mark.data
 @pytest.mark.parametrize("space", ["nb201", "nb1shot1-1"])
 def test_beta_darts_two_epochs(space: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     rows, (_, by_epoch) = _search(tmp_path, _bench(request, space), "beta-darts", space)
@@ -169,7 +153,6 @@ def test_beta_darts_two_epochs(space: str, tmp_path: Path, request: pytest.Fixtu
     assert rows[1]["reg_beta_decay"] == pytest.approx(after, abs=1e-3)
 
 
-@pytest.mark.data
 @pytest.mark.parametrize("space", ["nb201", "nb1shot1-1"])
 def test_fair_darts_two_epochs(space: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     rows, (alphas, by_epoch) = _search(tmp_path, _bench(request, space), "fair-darts", space)

@@ -131,15 +131,14 @@ def test_a_space_the_plugin_does_not_declare_is_refused() -> None:
         build_method(config)
 
 
-@pytest.mark.data
 def test_a_user_regularizer_runs_end_to_end_from_its_file(
-    tmp_path: Path, real_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, synthetic_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from test_cli_search import TINY
 
     out_dir = tmp_path / "run"
     code, _, err = nbh(
-        capsys, monkeypatch, "search", "--epochs", "2", "--out", str(out_dir), "--data-dir", str(real_data_dir),
+        capsys, monkeypatch, "search", "--epochs", "2", "--out", str(out_dir), "--data-dir", str(synthetic_data_dir),
         "--regularizer", f"{EXAMPLE}:SkipPenalty", "--reg-weight", "0.5:1",
         "--reg-param", 'ops=["skip_connect"]', *TINY,
     )  # fmt: skip
@@ -156,9 +155,7 @@ def test_a_user_regularizer_runs_end_to_end_from_its_file(
 
 
 def test_other_plugin_kinds_run_from_the_config(tmp_path: Path, small_nb101: Any) -> None:
-    from nasbench_harness.config import build_config
-    from nasbench_harness.data import synthetic_search_data
-    from nasbench_harness.methods.engine.run import run_search
+    from tiny import tiny_config, tiny_search
 
     file = _write(
         tmp_path,
@@ -180,14 +177,10 @@ def test_other_plugin_kinds_run_from_the_config(tmp_path: Path, small_nb101: Any
         """,
     )
     plugins = [{"ref": f"{file}:Shrink", "params": {"factor": 0.25}}, {"ref": f"{file}:StopAtTwo"}]
-    config = build_config(
-        "cpu",
-        {"space": "nb1shot1-1", "model": {"channels": 4, "num_cells": 3}, "batch_size": 16, "epochs": 4,
-         "tracking": {"eigen_every": 0}, "threads": 1, "plugins": plugins},
-    )  # fmt: skip
-    data = synthetic_search_data(n_train=32, n_valid=32, image_size=16, seed=0)
-    result = run_search(config, tmp_path / "run", device="cpu", data=data, bench=small_nb101)
+    result = tiny_search(
+        tmp_path, small_nb101, space="nb1shot1-1", epochs=4, tracking={"eigen_every": 0}, plugins=plugins
+    )
     assert result.stopped_early == "two epochs are enough" and len(read_trajectory(result.path).to_pylist()) == 2
-    bad = build_config("cpu", {"plugins": [{"ref": f"{file}:Shrink", "weight": 2.0}]})
+    bad = tiny_config(plugins=[{"ref": f"{file}:Shrink", "weight": 2.0}])
     with pytest.raises(ConfigError, match="not a regularizer: it takes no weight"):
-        run_search(bad, tmp_path / "bad", device="cpu", data=data, bench=small_nb101)
+        tiny_search(tmp_path, small_nb101, "bad", config=bad)

@@ -1,5 +1,5 @@
 """The search loop end to end on a tiny synthetic set: trajectory columns, resume equality,
-a diverging loss, and bad configs. Scoring uses the real NB201 table."""
+a diverging loss, and bad configs. Scoring uses the synthetic NB201 table."""
 
 from __future__ import annotations
 
@@ -8,36 +8,18 @@ from typing import Any
 
 import pytest
 import torch
-from tiny import TINY
+from tiny import TIME_COLUMNS, tiny_config, tiny_data, tiny_search, without_times
 
 from nasbench_harness import registry
 from nasbench_harness.config import build_config, parse_overrides
-from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.errors import ConfigError, RunDirError, TrainingError
 from nasbench_harness.methods.components.arch_steps import FirstOrderStep
 from nasbench_harness.methods.engine.base import Component, Method
-from nasbench_harness.methods.engine.run import run_search
 from nasbench_harness.tracking import read_alphas, read_trajectory
 
-pytestmark = pytest.mark.data
 
-TIME_COLUMNS = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
-
-
-def _config(epochs: int = 2, **extra: Any) -> Any:
-    return build_config("cpu", {**TINY, "epochs": epochs, **extra})
-
-
-def _data() -> Any:
-    return synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-
-
-def _run(tmp_path: Path, real_nb201: Any, config: Any, name: str = "run", **kwargs: Any) -> Any:
-    return run_search(config, tmp_path / name, device="cpu", data=_data(), bench=real_nb201, **kwargs)
-
-
-def test_two_epoch_search_fills_every_column(tmp_path: Path, real_nb201: Any) -> None:
-    result = _run(tmp_path, real_nb201, _config())
+def test_two_epoch_search_fills_every_column(tmp_path: Path, synthetic_nb201: Any) -> None:
+    result = tiny_search(tmp_path, synthetic_nb201)
     assert result.status == "finished" and result.epochs_completed == 2
     table = read_trajectory(result.path)
     rows = table.to_pylist()
@@ -72,7 +54,7 @@ def test_two_epoch_search_fills_every_column(tmp_path: Path, real_nb201: Any) ->
         for column in expected:
             assert row[column] is not None, column
         assert row["gap"] == pytest.approx(row["valid_acc"] - row["final_valid_acc"])
-        assert real_nb201.query(row["genotype"], "cifar10/ori-test/accuracy@200") == row["nb201_cifar10_test"]
+        assert synthetic_nb201.query(row["genotype"], "cifar10/ori-test/accuracy@200") == row["nb201_cifar10_test"]
         assert row["regret_test"] >= 0
     assert rows[1]["lr"] < rows[0]["lr"]  # cosine schedule
     alphas = read_alphas(result.path).to_pylist()
@@ -82,28 +64,26 @@ def test_two_epoch_search_fills_every_column(tmp_path: Path, real_nb201: Any) ->
     assert '"status": "finished"' in manifest and '"split_seed"' in manifest
 
 
-def _strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in rows]
-
-
 class _Interrupt(Exception):
     pass
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, real_nb201: Any) -> None:
-    config = _config(epochs=3, method_options={"order": 2})
-    whole = _run(tmp_path, real_nb201, config, "whole")
+def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, synthetic_nb201: Any) -> None:
+    config = tiny_config(epochs=3, method_options={"order": 2})
+    whole = tiny_search(tmp_path, synthetic_nb201, "whole", config=config)
 
     def stop_after_two(kind: str, info: dict[str, Any]) -> None:
         if kind == "epoch" and info["epoch"] == 2:
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        _run(tmp_path, real_nb201, config, "split", progress=stop_after_two)
+        tiny_search(tmp_path, synthetic_nb201, "split", config=config, progress=stop_after_two)
     assert len(read_trajectory(tmp_path / "split").to_pylist()) == 2
-    resumed = _run(tmp_path, real_nb201, config, "split")
+    resumed = tiny_search(tmp_path, synthetic_nb201, "split", config=config)
     assert resumed.resumed_from == 2 and resumed.epochs_completed == 3
-    assert _strip(read_trajectory(whole.path).to_pylist()) == _strip(read_trajectory(resumed.path).to_pylist())
+    assert without_times(read_trajectory(whole.path).to_pylist()) == without_times(
+        read_trajectory(resumed.path).to_pylist()
+    )
     assert read_alphas(whole.path).to_pylist() == read_alphas(resumed.path).to_pylist()
     a = torch.load(whole.path / "checkpoint.pt", weights_only=False)["net"]
     b = torch.load(resumed.path / "checkpoint.pt", weights_only=False)["net"]
@@ -111,19 +91,19 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, real_nb201: Any) -
         assert torch.equal(a[key], b[key]), key
 
 
-def test_rerunning_a_finished_run_does_nothing(tmp_path: Path, real_nb201: Any) -> None:
-    first = _run(tmp_path, real_nb201, _config(epochs=1))
+def test_rerunning_a_finished_run_does_nothing(tmp_path: Path, synthetic_nb201: Any) -> None:
+    first = tiny_search(tmp_path, synthetic_nb201, epochs=1)
     stamp = (first.path / "trajectory.parquet").stat().st_mtime_ns
-    again = _run(tmp_path, real_nb201, _config(epochs=1))
+    again = tiny_search(tmp_path, synthetic_nb201, epochs=1)
     assert again.status == "finished" and (first.path / "trajectory.parquet").stat().st_mtime_ns == stamp
 
 
-def test_a_different_config_in_the_same_directory_is_refused(tmp_path: Path, real_nb201: Any) -> None:
-    _run(tmp_path, real_nb201, _config(epochs=1))
+def test_a_different_config_in_the_same_directory_is_refused(tmp_path: Path, synthetic_nb201: Any) -> None:
+    tiny_search(tmp_path, synthetic_nb201, epochs=1)
     with pytest.raises(RunDirError, match=r"optim\.lr \(0\.025 vs 0\.05\)"):
-        _run(tmp_path, real_nb201, _config(epochs=1, optim={"lr": 0.05}))
+        tiny_search(tmp_path, synthetic_nb201, epochs=1, optim={"lr": 0.05})
     with pytest.raises(RunDirError, match="--resume"):
-        _run(tmp_path, real_nb201, _config(epochs=1), resume=False)
+        tiny_search(tmp_path, synthetic_nb201, epochs=1, resume=False)
 
 
 class _NaNInEpochTwo(Component):
@@ -132,13 +112,13 @@ class _NaNInEpochTwo(Component):
 
 
 def test_a_nan_loss_fails_the_run_and_keeps_the_finished_epochs(
-    tmp_path: Path, real_nb201: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, synthetic_nb201: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import nasbench_harness.registry as reg
 
     monkeypatch.setitem(reg.METHODS, "nan-test", f"{__name__}:_nan_method")
     with pytest.raises(TrainingError, match="epoch 2, step 1"):
-        _run(tmp_path, real_nb201, _config(epochs=3, method="nan-test"))
+        tiny_search(tmp_path, synthetic_nb201, epochs=3, method="nan-test")
     import json
 
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
@@ -212,14 +192,14 @@ def test_every_registered_method_is_described_and_builds() -> None:
 
 @pytest.mark.parametrize("space", ["nb201", "nb1shot1-1"])
 def test_evaluation_keeps_buffers_and_mode_and_final_nets_use_batch_statistics(
-    space: str, tmp_path: Path, real_nb201: Any
+    space: str, tmp_path: Path, synthetic_nb201: Any
 ) -> None:
     from nasbench_harness.methods.engine.loop import Search
     from nasbench_harness.tracking import RunDir
 
-    config = _config(1, space=space, model={"channels": 4, "cells_per_stage": 1, "num_cells": 3})
+    config = tiny_config(epochs=1, space=space)
     search = Search(
-        config, registry.make_method("darts", {}), _data(), real_nb201, RunDir(tmp_path), torch.device("cpu")
+        config, registry.make_method("darts", {}), tiny_data(), synthetic_nb201, RunDir(tmp_path), torch.device("cpu")
     )
     net, s = search.state.net, search.state
     net.train()

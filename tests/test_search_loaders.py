@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import torch
-from tiny import TINY
+from tiny import tiny_config, tiny_data
 
-from nasbench_harness.config import build_config
-from nasbench_harness.data import synthetic_search_data
 from nasbench_harness.data.loader import BatchLoader
 from nasbench_harness.methods.engine.loop import build_loaders
 
 
 def _plain(loader: BatchLoader, shuffle: bool) -> BatchLoader:
     """The same images, order and seed as ``loader``, without augmentation."""
-    imageset = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0).valid
+    imageset = tiny_data().valid
     return BatchLoader(
         imageset, batch_size=loader.batch_size, mean=loader.mean, std=loader.std, shuffle=shuffle,
         augment=False, seed=loader.seed,
@@ -21,8 +19,7 @@ def _plain(loader: BatchLoader, shuffle: bool) -> BatchLoader:
 
 
 def test_arch_step_batches_go_through_the_training_transform() -> None:
-    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-    loaders = build_loaders(build_config("cpu", TINY), data, torch.device("cpu"))
+    loaders = build_loaders(tiny_config(), tiny_data(), torch.device("cpu"))
     plain = _plain(loaders.valid, shuffle=True)
     pairs = list(zip(loaders.valid.epoch(3), plain.epoch(3), strict=True))
     assert all(torch.equal(a[1], b[1]) for a, b in pairs)  # the same images in the same order ...
@@ -30,8 +27,7 @@ def test_arch_step_batches_go_through_the_training_transform() -> None:
 
 
 def test_evaluation_and_eigenvalue_batches_are_not_augmented() -> None:
-    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-    loaders = build_loaders(build_config("cpu", TINY), data, torch.device("cpu"))
+    loaders = build_loaders(tiny_config(), tiny_data(), torch.device("cpu"))
     assert not loaders.evaluation.augment
     assert torch.equal(next(iter(loaders.evaluation.epoch(0)))[0], next(iter(loaders.evaluation.epoch(5)))[0])
     x, _ = loaders.eigen_batch
@@ -39,6 +35,5 @@ def test_evaluation_and_eigenvalue_batches_are_not_augmented() -> None:
 
 
 def test_no_augmentation_anywhere_when_switched_off() -> None:
-    data = synthetic_search_data(n_train=48, n_valid=32, image_size=16, seed=0)
-    loaders = build_loaders(build_config("cpu", {**TINY, "data": {"augment": False}}), data, torch.device("cpu"))
+    loaders = build_loaders(tiny_config(data={"augment": False}), tiny_data(), torch.device("cpu"))
     assert not loaders.train.augment and not loaders.valid.augment

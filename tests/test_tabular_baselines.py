@@ -120,7 +120,7 @@ def test_bad_parameters_raise_config_errors(kwargs: dict[str, object], message: 
             random_search(object(), **args)  # type: ignore[arg-type]
 
 
-# -- NB201 (real table) ------------------------------------------------------------------------
+# -- NB201: measured behaviour on the real table -------------------------------------------------
 @pytest.mark.data
 def test_known_behaviour_on_nb201_cifar10(real_nb201: NB201Benchmark) -> None:
     rs = np.mean([_final_test(random_search(real_nb201, "nb201", "cifar10", 100, seed)) for seed in range(20)])
@@ -129,38 +129,36 @@ def test_known_behaviour_on_nb201_cifar10(real_nb201: NB201Benchmark) -> None:
     assert rea >= rs - 0.3  # measured 94.14, i.e. REA - RS = +0.33 (+0.14..+0.41 over 25 seed groups)
 
 
-@pytest.mark.data
+# -- NB201: bookkeeping, on the synthetic table ---------------------------------------------------
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "ImageNet16-120"])
-def test_nb201_traces_are_consistent_with_the_table(real_nb201: NB201Benchmark, method, dataset: str) -> None:  # type: ignore[no-untyped-def]
+def test_nb201_traces_are_consistent_with_the_table(synthetic_nb201: NB201Benchmark, method, dataset: str) -> None:  # type: ignore[no-untyped-def]
     valid, test = resolve_metric(dataset, "valid"), resolve_metric(dataset, "test")
-    trace = method(real_nb201, "nb201", dataset, 60, 3)
+    trace = method(synthetic_nb201, "nb201", dataset, 60, 3)
     assert trace.space == "nb201"
     assert trace.dataset == dataset
     _check_trace(trace, 60)
-    assert trace.skipped_not_in_benchmark == 0  # the real NB201 table has every cell
+    assert trace.skipped_not_in_benchmark == 0  # the table has every cell
     for row in trace.rows:
-        assert row["valid_acc"] == real_nb201.query(row["genotype"], valid)
-        assert row["incumbent_test_acc"] == real_nb201.query(row["incumbent"], test)
-        assert row["regret_test"] == pytest.approx(real_nb201.regret(row["incumbent"], test))
+        assert row["valid_acc"] == synthetic_nb201.query(row["genotype"], valid)
+        assert row["incumbent_test_acc"] == synthetic_nb201.query(row["incumbent"], test)
+        assert row["regret_test"] == pytest.approx(synthetic_nb201.regret(row["incumbent"], test))
     if method is random_search:
         assert len({row["genotype"] for row in trace.rows}) == 60  # without replacement
         assert all(row["parent"] is None for row in trace.rows)
 
 
-@pytest.mark.data
 @pytest.mark.parametrize("method", METHODS)
-def test_seeds_make_runs_reproducible(real_nb201: NB201Benchmark, method) -> None:  # type: ignore[no-untyped-def]
-    first = method(real_nb201, "nb201", "cifar10", 40, 7)
-    assert method(real_nb201, "nb201", "cifar10", 40, 7) == first
-    other = method(real_nb201, "nb201", "cifar10", 40, 8)
+def test_seeds_make_runs_reproducible(synthetic_nb201: NB201Benchmark, method) -> None:  # type: ignore[no-untyped-def]
+    first = method(synthetic_nb201, "nb201", "cifar10", 40, 7)
+    assert method(synthetic_nb201, "nb201", "cifar10", 40, 7) == first
+    other = method(synthetic_nb201, "nb201", "cifar10", 40, 8)
     assert [r["genotype"] for r in other.rows] != [r["genotype"] for r in first.rows]
 
 
-@pytest.mark.data
-def test_evolution_keeps_an_aging_population(real_nb201: NB201Benchmark) -> None:
+def test_evolution_keeps_an_aging_population(synthetic_nb201: NB201Benchmark) -> None:
     p = 5
-    trace = regularized_evolution(real_nb201, "nb201", "cifar100", 80, 1, population=p, sample=2)
+    trace = regularized_evolution(synthetic_nb201, "nb201", "cifar100", 80, 1, population=p, sample=2)
     rows = trace.rows
     assert (trace.population, trace.sample) == (p, 2)
     assert all(r["parent"] is None for r in rows[:p])
@@ -170,19 +168,18 @@ def test_evolution_keeps_an_aging_population(real_nb201: NB201Benchmark) -> None
         parent, child = (NB201Genotype.from_string(rows[k][key]) for key in ("parent", "genotype"))
         assert sum(a != b for a, b in zip(parent.ops, child.ops, strict=True)) == 1
     # tournaments as large as the population always pick the best of the p most recent members
-    full = regularized_evolution(real_nb201, "nb201", "cifar10", 40, 2, population=4, sample=4).rows
+    full = regularized_evolution(synthetic_nb201, "nb201", "cifar10", 40, 2, population=4, sample=4).rows
     for k in range(4, len(full)):
         best = max(full[k - 4 : k], key=lambda r: r["valid_acc"])
         assert full[k]["parent"] == best["genotype"]
 
 
-@pytest.mark.data
 @pytest.mark.parametrize("method", METHODS)
-def test_partial_nb201_table_skips_missing_cells(real_nb201: NB201Benchmark, method) -> None:  # type: ignore[no-untyped-def]
-    matrix = np.stack([real_nb201.values(m) for m in real_nb201.metrics])
+def test_partial_nb201_table_skips_missing_cells(synthetic_nb201: NB201Benchmark, method) -> None:  # type: ignore[no-untyped-def]
+    matrix = np.stack([synthetic_nb201.values(m) for m in synthetic_nb201.metrics])
     missing = np.random.default_rng(0).random(NUM_CELLS) < 0.8
     matrix[:, missing] = np.nan
-    partial = NB201Benchmark(real_nb201.path, real_nb201.info, matrix)
+    partial = NB201Benchmark(synthetic_nb201.path, synthetic_nb201.info, matrix)
     trace = method(partial, "nb201", "cifar10", 50, 0)
     _check_trace(trace, 50)
     assert trace.skipped_not_in_benchmark > 0
@@ -191,9 +188,8 @@ def test_partial_nb201_table_skips_missing_cells(real_nb201: NB201Benchmark, met
         random_search(partial, "nb201", "cifar10", 4000, 0)
 
 
-@pytest.mark.data
-def test_write_trace(real_nb201: NB201Benchmark, tmp_path: Path) -> None:
-    trace = regularized_evolution(real_nb201, "nb201", "cifar10", 30, 0)
+def test_write_trace(synthetic_nb201: NB201Benchmark, tmp_path: Path) -> None:
+    trace = regularized_evolution(synthetic_nb201, "nb201", "cifar10", 30, 0)
     run = write_trace(trace, tmp_path / "rea")
     table = pq.read_table(run / "trajectory.parquet")
     assert table.column_names == ["method", "seed", *trace.rows[0]]
@@ -209,7 +205,7 @@ def test_write_trace(real_nb201: NB201Benchmark, tmp_path: Path) -> None:
     assert not list(run.glob(".*"))  # no temp files left
     with pytest.raises(RunDirError, match=r"already holds manifest\.json, trajectory\.parquet"):
         write_trace(trace, run)
-    rs = write_trace(random_search(real_nb201, "nb201", "cifar10", 5, 0), tmp_path / "rs")
+    rs = write_trace(random_search(synthetic_nb201, "nb201", "cifar10", 5, 0), tmp_path / "rs")
     assert pq.read_table(rs / "trajectory.parquet").schema == table.schema  # same columns and types
     assert json.loads((rs / "manifest.json").read_text())["population"] is None
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import crc32c
 import pytest
-from conftest import REAL_DATA_DIR
 
 from nasbench_harness.errors import SourceFileError
 from nasbench_harness.tabular.nb101_records import (
@@ -272,13 +271,10 @@ def test_malformed_payload(tmp_path: Path, case: str) -> None:
 
 
 @pytest.mark.data
-def test_real_nb1shot1_file() -> None:
-    path = Path(REAL_DATA_DIR or "") / REAL_FILE
-    if not REAL_DATA_DIR or not path.is_file():
-        pytest.fail(
-            f"this test needs the real data: set NBH_DATA_DIR to a directory holding {REAL_FILE} "
-            f"(NBH_DATA_DIR={REAL_DATA_DIR!r}); deselect such tests with -m 'not data'"
-        )
+def test_real_nb1shot1_file(real_data_dir: Path) -> None:
+    path = real_data_dir / REAL_FILE
+    if not path.is_file():
+        pytest.fail(f"this test needs {REAL_FILE} in NBH_DATA_DIR={real_data_dir}")
     count = 0
     hashes: Counter[str] = Counter()
     for record in iter_nb101_records(path):
