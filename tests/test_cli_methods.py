@@ -28,12 +28,11 @@ def test_methods_describes_one(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert code == 1 and "unknown method 'dartz'" in err
 
 
-@pytest.mark.data
 def test_baseline_writes_a_trace(
-    tmp_path: Path, real_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, synthetic_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out_dir = tmp_path / "rs"
-    args = ["baseline", "--n", "20", "--seed", "3", "--out", str(out_dir), "--data-dir", str(real_data_dir)]
+    args = ["baseline", "--n", "20", "--seed", "3", "--out", str(out_dir), "--data-dir", str(synthetic_data_dir)]
     code, out, err = nbh(capsys, monkeypatch, *args)
     assert code == 0, err
     assert "20 evaluations" in out and "test regret" in out
@@ -44,11 +43,10 @@ def test_baseline_writes_a_trace(
     assert code == 1 and str(out_dir) in err
 
 
-@pytest.mark.data
 def test_baseline_errors_are_one_line(
-    tmp_path: Path, real_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, synthetic_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, _, err = nbh(capsys, monkeypatch, "baseline", "--method", "bayesopt", "--data-dir", str(real_data_dir))
+    code, _, err = nbh(capsys, monkeypatch, "baseline", "--method", "bayesopt", "--data-dir", str(synthetic_data_dir))
     message = " ".join(err.replace("│", " ").split())
     assert code == 2 and "'bayesopt' is not one of 'random-search', 'regularized-evolution'" in message
     code, _, err = nbh(
@@ -60,7 +58,7 @@ def test_baseline_errors_are_one_line(
         "--dataset",
         "cifar100",
         "--data-dir",
-        str(real_data_dir),
+        str(synthetic_data_dir),
     )
     assert code == 1 and "cifar10" in err
 

@@ -83,30 +83,28 @@ def test_a_method_that_cannot_run_on_a_space_is_refused(tmp_path: Path) -> None:
         expand(load_suite(_suite(tmp_path, text)), "cpu")
 
 
-@pytest.mark.data
-def test_local_executor_one_and_two_workers_agree_and_skip_finished(tmp_path: Path, real_data_dir: Path) -> None:
+def test_local_executor_one_and_two_workers_agree_and_skip_finished(tmp_path: Path, synthetic_data_dir: Path) -> None:
     runs_a = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path / "a")
     runs_b = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path / "b")
     # the same threads per run (results depend on the thread count, not on the number of workers)
-    first = run_sweep(runs_a, tmp_path / "a", workers=1, threads=1, data_dir=real_data_dir)
-    second = run_sweep(runs_b, tmp_path / "b", workers=2, threads=1, data_dir=real_data_dir)
+    first = run_sweep(runs_a, tmp_path / "a", workers=1, threads=1, data_dir=synthetic_data_dir)
+    second = run_sweep(runs_b, tmp_path / "b", workers=2, threads=1, data_dir=synthetic_data_dir)
     assert [o.status for o in first] == ["finished"] * 4 and sorted(o.status for o in second) == ["finished"] * 4
     for a, b in zip(runs_a, runs_b, strict=True):
         rows_a = [{k: v for k, v in r.items() if k not in VOLATILE} for r in read_trajectory(a.path).to_pylist()]
         rows_b = [{k: v for k, v in r.items() if k not in VOLATILE} for r in read_trajectory(b.path).to_pylist()]
         assert rows_a == rows_b and len(rows_a) == 2
-    again = run_sweep(runs_a, tmp_path / "a", workers=1, data_dir=real_data_dir)
+    again = run_sweep(runs_a, tmp_path / "a", workers=1, data_dir=synthetic_data_dir)
     assert {o.message for o in again} == {"already finished"}
     manifest = json.loads((tmp_path / "a" / SWEEP_FILE).read_text())
     assert manifest["counts"] == {"finished": 4} and len(manifest["runs"]) == 4
 
 
-@pytest.mark.data
-def test_a_run_held_by_another_sweep_is_left_alone(tmp_path: Path, real_data_dir: Path) -> None:
+def test_a_run_held_by_another_sweep_is_left_alone(tmp_path: Path, synthetic_data_dir: Path) -> None:
     runs = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path)[:1]
     runs[0].path.parent.mkdir(parents=True)
     with FileLock(str(runs[0].path) + ".lock"):
-        (outcome,) = run_sweep(runs, tmp_path, workers=1, data_dir=real_data_dir)
+        (outcome,) = run_sweep(runs, tmp_path, workers=1, data_dir=synthetic_data_dir)
     assert outcome.status == "busy" and not (runs[0].path / "manifest.json").exists()
 
 
@@ -118,9 +116,8 @@ def test_cli_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeyp
     assert "new       rdarts-eigenvalue/cpu/nb201/cifar10/rdarts-dp-drop_prob=0.6/seed-2" in out
 
 
-@pytest.mark.data
 def test_check_regularizer_end_to_end(
-    tmp_path: Path, real_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, synthetic_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     suite = _suite(
         tmp_path, textwrap.dedent(TINY).replace("  - name: rdarts-l2\n    options: {weight_decay: [0.0027]}\n", "")
@@ -129,7 +126,7 @@ def test_check_regularizer_end_to_end(
     report = tmp_path / "check.html"
     code, out, err = nbh(
         capsys, monkeypatch, "check-regularizer", f"{example}:SkipPenalty", "--suite", str(suite),
-        "--root", str(tmp_path / "results"), "--report", str(report), "--data-dir", str(real_data_dir),
+        "--root", str(tmp_path / "results"), "--report", str(report), "--data-dir", str(synthetic_data_dir),
     )  # fmt: skip
     assert code == 0, err + out
     assert "nb201 / cifar10: inconclusive (too few runs" in out  # 2 seeds cannot reach p < 0.05
@@ -139,12 +136,11 @@ def test_check_regularizer_end_to_end(
     assert len(candidates) == 2 and all(json.loads(m.read_text())["plugins"] for m in candidates)
 
 
-@pytest.mark.data
-def test_ray_executor_gives_the_local_trajectories(tmp_path: Path, real_data_dir: Path) -> None:
+def test_ray_executor_gives_the_local_trajectories(tmp_path: Path, synthetic_data_dir: Path) -> None:
     local = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path / "local")[:2]
     remote = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path / "ray")[:2]
-    run_sweep(local, tmp_path / "local", workers=1, threads=1, data_dir=real_data_dir)
-    outcomes = run_sweep(remote, tmp_path / "ray", executor="ray", threads=1, data_dir=real_data_dir)
+    run_sweep(local, tmp_path / "local", workers=1, threads=1, data_dir=synthetic_data_dir)
+    outcomes = run_sweep(remote, tmp_path / "ray", executor="ray", threads=1, data_dir=synthetic_data_dir)
     assert [o.status for o in outcomes] == ["finished", "finished"]
     for a, b in zip(local, remote, strict=True):
         rows_a = [{k: v for k, v in r.items() if k not in VOLATILE} for r in read_trajectory(a.path).to_pylist()]
@@ -152,8 +148,7 @@ def test_ray_executor_gives_the_local_trajectories(tmp_path: Path, real_data_dir
         assert rows_a == rows_b
 
 
-@pytest.mark.data
-def test_a_sweep_killed_mid_run_completes_only_what_is_missing(tmp_path: Path, real_data_dir: Path) -> None:
+def test_a_sweep_killed_mid_run_completes_only_what_is_missing(tmp_path: Path, synthetic_data_dir: Path) -> None:
     import os
     import signal
     import subprocess
@@ -164,7 +159,7 @@ def test_a_sweep_killed_mid_run_completes_only_what_is_missing(tmp_path: Path, r
     suite = _suite(tmp_path, text)
     root = tmp_path / "results"
     command = [sys.executable, "-m", "nasbench_harness.cli.main", "sweep", str(suite), "--root", str(root),
-               "--data-dir", str(real_data_dir), "--workers", "2"]  # fmt: skip
+               "--data-dir", str(synthetic_data_dir), "--workers", "2"]  # fmt: skip
     runs = expand(load_suite(suite), "cpu", root)
     proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -184,7 +179,7 @@ def test_a_sweep_killed_mid_run_completes_only_what_is_missing(tmp_path: Path, r
     before = {r.run_id: len(read_trajectory(r.path)) if (r.path / "trajectory.parquet").exists() else 0 for r in runs}
     assert any(0 < n < 4 for n in before.values()), before  # killed mid-run
     finished_before = {r.run_id: run_status(r.path) == "finished" for r in runs}
-    outcomes = run_sweep(runs, root / "tiny" / "cpu", workers=1, data_dir=real_data_dir)
+    outcomes = run_sweep(runs, root / "tiny" / "cpu", workers=1, data_dir=synthetic_data_dir)
     assert [o.status for o in outcomes] == ["finished"] * 4
     for outcome in outcomes:  # what had finished is not trained again
         assert (outcome.message == "already finished") == finished_before[outcome.run_id]
@@ -196,15 +191,14 @@ def test_a_sweep_killed_mid_run_completes_only_what_is_missing(tmp_path: Path, r
             assert manifest["resumed_at"]  # continued from its last complete epoch, not restarted
 
 
-@pytest.mark.data
 def test_cli_sweep_with_a_report(
-    tmp_path: Path, real_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, synthetic_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     suite = _suite(tmp_path, textwrap.dedent(TINY).replace("seeds: [0, 1]", "seeds: [0]"))
     report = tmp_path / "tiny.html"
     code, out, err = nbh(
         capsys, monkeypatch, "sweep", str(suite), "--root", str(tmp_path / "results"), "--device", "cpu",
-        "--report", str(report), "--data-dir", str(real_data_dir),
+        "--report", str(report), "--data-dir", str(synthetic_data_dir),
     )  # fmt: skip
     assert code == 0, err
     assert "2 runs: 2 finished" in out and f"report: {report.resolve()}" in out

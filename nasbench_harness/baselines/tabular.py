@@ -171,7 +171,7 @@ def write_trace(trace: TabularTrace, run_dir: str | Path) -> Path:
     taken = [name for name in (MANIFEST_FILE, TRAJECTORY_FILE) if (path / name).exists()]
     if taken:
         raise RunDirError(f"{path} already holds {', '.join(taken)}; write the trace to an empty or new directory")
-    valid_metric, test_metric = _problem_metrics(trace.space, trace.dataset)
+    valid_metric, test_metric = problem_metrics(trace.space, trace.dataset)
     run = RunDir(path)
     run.create(
         {
@@ -265,7 +265,7 @@ class _Log:
 
 
 def _problem(bench: object, space: str, dataset: str) -> _Problem:
-    valid_metric, test_metric = _problem_metrics(space, dataset)
+    valid_metric, test_metric = problem_metrics(space, dataset)
     number = get_space_info(space).number
     if number is None:
         if not isinstance(bench, NB201Benchmark):
@@ -302,7 +302,7 @@ def _problem(bench: object, space: str, dataset: str) -> _Problem:
     return _Problem(space, "cifar10", optimum, distinct, score_pct)
 
 
-def _problem_metrics(space: str, dataset: str) -> tuple[str, str]:
+def problem_metrics(space: str, dataset: str) -> tuple[str, str]:
     """Names of the (validation, test) metrics a run on ``space`` and ``dataset`` is scored with."""
     info = get_space_info(space)
     try:

@@ -66,6 +66,7 @@ def baseline(
     from nasbench_harness.spaces.catalog import open_benchmark
 
     name, space_name, data_name = method.value, space.value, dataset.value
+    tb.problem_metrics(space_name, data_name)  # a space/dataset mismatch is reported before any table is read
     bench = open_benchmark(space_name, data_dir, cache_dir)
     if method is Baseline.random_search:
         trace = tb.random_search(bench, space_name, data_name, n, seed)
