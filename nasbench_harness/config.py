@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nasbench_harness.errors import ConfigError
+from nasbench_harness.errors import ConfigError, validation_problems
 
 
 class _Strict(BaseModel):
@@ -191,18 +191,9 @@ def validate_config(values: dict[str, Any]) -> SearchConfig:
     try:
         return SearchConfig.model_validate(values)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(part) for part in err["loc"]) or "(config)"
-            if err["type"] == "extra_forbidden":
-                problems.append(f"{key}: unknown key{_known_keys(err['loc'])}")
-            else:
-                message = err["msg"].removeprefix("Value error, ")
-                problems.append(
-                    f"{key}: {message}"
-                    if err["type"] == "value_error"
-                    else f"{key}: {message} (got {err.get('input')!r})"
-                )
+        problems = validation_problems(
+            exc, lambda loc: f"{'.'.join(map(str, loc))}: unknown key{_known_keys(loc)}", "(config)"
+        )
         raise ConfigError("invalid search config: " + "; ".join(problems)) from None
 
 

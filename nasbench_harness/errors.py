@@ -6,6 +6,9 @@ traceback and exits non-zero.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 
 class NbhError(Exception):
     """Base class of every error the package raises on purpose."""
@@ -57,3 +60,20 @@ class RunDirError(NbhError):
 
 class TrainingError(NbhError):
     """A search diverged (a NaN or infinite loss); the run is kept up to the last complete epoch."""
+
+
+def validation_problems(exc: Any, unknown_key: Callable[[tuple[Any, ...]], str], root: str) -> list[str]:
+    """One line per error of a pydantic ``ValidationError``: ``key: message (got value)``, the
+    value left out where a validator wrote the message; an unknown key as ``unknown_key(loc)``
+    says (e.g. with the keys known there). ``root`` names a problem with no location."""
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or root
+        if err["type"] == "extra_forbidden":
+            problems.append(unknown_key(err["loc"]))
+            continue
+        message = err["msg"].removeprefix("Value error, ")
+        problems.append(
+            f"{key}: {message}" if err["type"] == "value_error" else f"{key}: {message} (got {err.get('input')!r})"
+        )
+    return problems

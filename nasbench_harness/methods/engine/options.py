@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal, Self, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from nasbench_harness.errors import ConfigError
+from nasbench_harness.errors import ConfigError, validation_problems
 
 
 class Options(BaseModel):
@@ -40,13 +40,7 @@ def parse_options(model: type[OptionsT], options: dict[str, Any] | None, method:
     try:
         return model.model_validate(dict(options or {}))
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(options)"
-            if err["type"] == "extra_forbidden":
-                problems.append(f"unknown option {key!r}")
-            else:
-                problems.append(f"{key}: {err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})")
+        problems = validation_problems(exc, lambda loc: f"unknown option {'.'.join(map(str, loc))!r}", "(options)")
         accepted = ", ".join(f"{name} (default {field.default!r})" for name, field in model.model_fields.items())
         raise ConfigError(
             f"bad method_options for {method}: {'; '.join(problems)}. {method} accepts: {accepted or 'no options'}"
