@@ -96,7 +96,8 @@ def test_auxiliary_skip_adds_beta_outside_the_softmax() -> None:
 def test_darts_minus_refuses_nb1shot1(tmp_path: Path) -> None:
     method = make_method("darts-minus")
     assert method.components[0].check_space("nb201") is None
-    with pytest.raises(ConfigError, match="no skip-connection op"):
+    expected = r"choices have none \(only conv3x3-bn-relu, conv1x1-bn-relu, maxpool3x3\); use --space nb201"
+    with pytest.raises(ConfigError, match=expected):
         method.check_space("nb1shot1-1")
     config = build_config("cpu", {"method": "darts-minus", "space": "nb1shot1-2", "epochs": 2})
     with pytest.raises(ConfigError, match=r"darts-minus.*nb1shot1-2"):

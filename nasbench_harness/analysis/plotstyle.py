@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from nasbench_harness.errors import ConfigError
+from nasbench_harness.spaces.catalog import SPACES
 
 # Okabe & Ito (2008), colour-blind safe; yellow last because it is faint on white.
 OKABE_ITO: tuple[str, ...] = (
@@ -55,12 +56,7 @@ KNOWN_METHODS: tuple[str, ...] = (
     "rsws",
 )
 
-SPACE_LABELS: dict[str, str] = {
-    "nb201": "NAS-Bench-201",
-    "nb1shot1-1": "NB-1Shot1 space 1",
-    "nb1shot1-2": "NB-1Shot1 space 2",
-    "nb1shot1-3": "NB-1Shot1 space 3",
-}
+SPACE_LABELS: dict[str, str] = {name: info.title for name, info in SPACES.items()}
 DATASET_LABELS: dict[str, str] = {
     "cifar10": "CIFAR-10",
     "cifar100": "CIFAR-100",

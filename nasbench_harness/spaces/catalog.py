@@ -30,6 +30,15 @@ class SpaceInfo:
     datasets: tuple[str, ...]
     title: str
 
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """The candidate operations of a choice (NB201: an edge's; NB-1Shot1: a block's)."""
+        if self.family == "nb201":
+            from nasbench_harness.spaces.nb201 import OPS
+        else:
+            from nasbench_harness.spaces.nb101 import OPS
+        return OPS
+
 
 SPACES: dict[str, SpaceInfo] = {
     "nb201": SpaceInfo("nb201", "nb201", None, "nb201", ("cifar10", "cifar100", "ImageNet16-120"), "NAS-Bench-201"),

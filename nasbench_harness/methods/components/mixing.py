@@ -34,10 +34,14 @@ class AuxiliarySkip(Component):
         self._beta: float | None = None
 
     def check_space(self, space: str) -> str | None:
-        if space != "nb201":
+        from nasbench_harness.spaces.catalog import SPACES, get_space_info
+
+        ops = get_space_info(space).ops
+        if "skip_connect" not in ops:
+            usable = [name for name, info in SPACES.items() if "skip_connect" in info.ops]
             return (
-                "DARTS- adds an auxiliary skip connection through NB201's skip_connect op, and NB-1Shot1 "
-                "cells have no skip-connection op (only conv3x3, conv1x1, maxpool3x3); use --space nb201"
+                f"DARTS- adds an auxiliary skip connection through the skip_connect op, and {space}'s "
+                f"choices have none (only {', '.join(ops)}); use --space {' or '.join(usable)}"
             )
         return None
 
