@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 from reference_cells import assert_same_gradients, nb1shot1_reference_cell, nb201_reference_cell, paper_shuffle
-from tiny import tiny_search, trajectory, without_times
+from tiny import interrupted_search, tiny_search, trajectory, without_times
 
 from nasbench_harness.config import build_config
 from nasbench_harness.errors import ConfigError
@@ -202,21 +202,13 @@ def test_pc_darts_runs_on_nb1shot1(tmp_path: Path, small_nb101: Any) -> None:
     assert "pc_edge_weights" not in rows[0]  # no edge normalisation on NB-1Shot1
 
 
-class _Interrupt(Exception):
-    pass
-
 
 def test_resumed_pc_darts_run_equals_the_uninterrupted_one(tmp_path: Path, synthetic_nb201: Any) -> None:
     """beta is checkpointed with the network, its Adam state with the arch optimiser."""
     no_eigen = {"tracking": {"eigen_every": 0}}
     whole = _search(tmp_path, synthetic_nb201, "whole", **no_eigen)
 
-    def stop_after_one(kind: str, info: dict[str, Any]) -> None:
-        if kind == "epoch" and info["epoch"] == 1:
-            raise _Interrupt
-
-    with pytest.raises(_Interrupt):
-        _search(tmp_path, synthetic_nb201, "split", progress=stop_after_one, **no_eigen)
+    interrupted_search(tmp_path, synthetic_nb201, "split", after_epoch=1, method="pc-darts", **no_eigen)
     resumed = _search(tmp_path, synthetic_nb201, "split", **no_eigen)
     assert without_times(whole) == without_times(resumed)
     a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)

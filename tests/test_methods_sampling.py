@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from reference_cells import nb201_gdas_reference_cell
 from scipy.special import digamma, gammaln
-from tiny import tiny_config, tiny_search, trajectory, without_times
+from tiny import interrupted_search, tiny_config, tiny_search, trajectory, without_times
 
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.components.samplers import (
@@ -340,9 +340,6 @@ def test_two_epochs_on_nb1shot1(method: str, tmp_path: Path, small_nb101: Any) -
     _check_rows(trajectory(tiny_search(tmp_path, small_nb101, method=method, space="nb1shot1-1")), method)
 
 
-class _Interrupt(Exception):
-    pass
-
 
 def test_gdas_two_epochs_and_a_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, synthetic_nb201: Any) -> None:
     config = tiny_config(method="gdas")
@@ -351,12 +348,7 @@ def test_gdas_two_epochs_and_a_resumed_run_equals_the_uninterrupted_one(tmp_path
     _check_rows(rows, "gdas")
     assert [r["gdas_tau"] for r in rows] == [10.0, pytest.approx(0.1)]
 
-    def stop_after_one(kind: str, info: dict[str, Any]) -> None:
-        if kind == "epoch" and info["epoch"] == 1:
-            raise _Interrupt
-
-    with pytest.raises(_Interrupt):
-        tiny_search(tmp_path, synthetic_nb201, "split", config=config, progress=stop_after_one)
+    interrupted_search(tmp_path, synthetic_nb201, "split", after_epoch=1, config=config)
     resumed = tiny_search(tmp_path, synthetic_nb201, "split", config=config)
     assert resumed.resumed_from == 1 and resumed.epochs_completed == 2
     assert without_times(rows) == without_times(trajectory(resumed))

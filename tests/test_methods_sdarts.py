@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from tiny import tiny_config, tiny_search, trajectory, without_times
+from tiny import interrupted_search, tiny_config, tiny_search, trajectory, without_times
 
 from nasbench_harness.errors import ConfigError, TrainingError
 from nasbench_harness.methods.components.groups import groups_of
@@ -195,21 +195,13 @@ def test_two_epochs_on_nb1shot1(method: str, tmp_path: Path, small_nb101: Any) -
     assert all(r["module_hash"] for r in rows)
 
 
-class _Interrupt(Exception):
-    pass
-
 
 def test_resumed_sdarts_adv_run_equals_the_uninterrupted_run(tmp_path: Path, synthetic_nb201: Any) -> None:
     """Random start and PGD draw from torch's generator, reseeded per epoch by the loop."""
     config = tiny_config(method="sdarts-adv")
     whole = _run(tmp_path, synthetic_nb201, "whole", config=config)
 
-    def stop_after_one(kind: str, info: dict[str, Any]) -> None:
-        if kind == "epoch" and info["epoch"] == 1:
-            raise _Interrupt
-
-    with pytest.raises(_Interrupt):
-        _run(tmp_path, synthetic_nb201, "split", config=config, progress=stop_after_one)
+    interrupted_search(tmp_path, synthetic_nb201, "split", after_epoch=1, config=config)
     assert len(read_trajectory(tmp_path / "split").to_pylist()) == 1
     resumed = _run(tmp_path, synthetic_nb201, "split", config=config)
     assert without_times(whole) == without_times(resumed)

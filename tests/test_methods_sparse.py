@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tiny import tiny_config, tiny_search, without_times
+from tiny import interrupted_search, tiny_config, tiny_search, without_times
 
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.components.regularizers import group_entropy
@@ -201,20 +201,12 @@ def test_single_stage_two_epochs_frozen_after_the_first(tmp_path: Path, syntheti
     assert len(first) == 30 and first == second
 
 
-class _Interrupt(Exception):
-    pass
-
 
 def test_single_stage_freezes_at_the_default_epoch_and_resumes_exactly(tmp_path: Path, synthetic_nb201: Any) -> None:
     config = tiny_config(epochs=3, method="single-stage", tracking={"eigen_every": 0})
     whole = tiny_search(tmp_path, synthetic_nb201, "whole", config=config)
 
-    def stop_after_freeze(kind: str, info: dict[str, Any]) -> None:
-        if kind == "epoch" and info["epoch"] == 2:
-            raise _Interrupt
-
-    with pytest.raises(_Interrupt):
-        tiny_search(tmp_path, synthetic_nb201, "split", config=config, progress=stop_after_freeze)
+    interrupted_search(tmp_path, synthetic_nb201, "split", after_epoch=2, config=config)
     resumed = tiny_search(tmp_path, synthetic_nb201, "split", config=config)
     assert resumed.resumed_from == 2
     rows = read_trajectory(whole.path).to_pylist()

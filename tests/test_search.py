@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from tiny import TIME_COLUMNS, tiny_config, tiny_data, tiny_search, without_times
+from tiny import TIME_COLUMNS, interrupted_search, tiny_config, tiny_data, tiny_search, without_times
 
 from nasbench_harness import registry
 from nasbench_harness.config import build_config, parse_overrides
@@ -64,20 +64,12 @@ def test_two_epoch_search_fills_every_column(tmp_path: Path, synthetic_nb201: An
     assert '"status": "finished"' in manifest and '"split_seed"' in manifest
 
 
-class _Interrupt(Exception):
-    pass
-
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, synthetic_nb201: Any) -> None:
     config = tiny_config(epochs=3, method_options={"order": 2})
     whole = tiny_search(tmp_path, synthetic_nb201, "whole", config=config)
 
-    def stop_after_two(kind: str, info: dict[str, Any]) -> None:
-        if kind == "epoch" and info["epoch"] == 2:
-            raise _Interrupt
-
-    with pytest.raises(_Interrupt):
-        tiny_search(tmp_path, synthetic_nb201, "split", config=config, progress=stop_after_two)
+    interrupted_search(tmp_path, synthetic_nb201, "split", after_epoch=2, config=config)
     assert len(read_trajectory(tmp_path / "split").to_pylist()) == 2
     resumed = tiny_search(tmp_path, synthetic_nb201, "split", config=config)
     assert resumed.resumed_from == 2 and resumed.epochs_completed == 3

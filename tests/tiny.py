@@ -95,3 +95,20 @@ def alphas(result: Any) -> list[dict[str, Any]]:
 def without_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` without the wall-clock columns, for comparing two runs."""
     return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in rows]
+
+
+class Interrupt(Exception):
+    """Raised by :func:`interrupted_search`'s progress hook, as a kill would end the run."""
+
+
+def interrupted_search(tmp_path: Path, bench: Any, name: str, *, after_epoch: int, **kwargs: Any) -> None:
+    """Start :func:`tiny_search` in ``tmp_path / name`` (``kwargs`` as there) and interrupt it once
+    epoch ``after_epoch`` is committed, leaving the directory a resumed run continues from."""
+    import pytest
+
+    def stop(kind: str, info: dict[str, Any]) -> None:
+        if kind == "epoch" and info["epoch"] == after_epoch:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        tiny_search(tmp_path, bench, name, progress=stop, **kwargs)
