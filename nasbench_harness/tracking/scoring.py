@@ -9,16 +9,15 @@ from __future__ import annotations
 from nasbench_harness.spaces.nb201 import NB201Genotype
 from nasbench_harness.tabular.nb201 import NB201Benchmark
 from nasbench_harness.tabular.nb201_metrics import canonical_dataset, resolve_metric
-from nasbench_harness.tracking.schema import nb201_table_column
+from nasbench_harness.tracking.schema import NB201_DATASETS, nb201_table_column
 
-DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 SPLITS = ("valid", "test")
 
 
 def score_columns(bench: NB201Benchmark, genotype: NB201Genotype, search_dataset: str) -> dict[str, float]:
     """The ground-truth columns of ``genotype`` (accuracy in %, regret in points)."""
     out: dict[str, float] = {}
-    for dataset in DATASETS:
+    for dataset in NB201_DATASETS:
         for split in SPLITS:
             out[nb201_table_column(dataset, split)] = bench.query(genotype, resolve_metric(dataset, split))
     searched = canonical_dataset(search_dataset)
