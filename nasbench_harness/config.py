@@ -1,14 +1,21 @@
 """The resolved configuration of one search run: presets, ``key=value`` overrides, validation.
 
 A run's config is a preset (``paper``: NB201's published search setting; ``cpu``: a small
-setting that finishes a 50-epoch search in minutes on two cores) plus overrides. Unknown keys
-and wrong types are errors naming the key and what would be right.
+setting that finishes a 50-epoch search in minutes on two cores) plus overrides. Unknown keys,
+wrong types, non-finite numbers (``inf``, ``nan``) and values outside a key's range are errors
+naming the key, the value and what would be right.
+
+The thread count is not bounded here (a suite may be planned on a login node and run on a larger
+machine): :func:`check_threads` bounds it by the CPUs of the machine a run starts on.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
+import os
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,7 +24,16 @@ from nasbench_harness.errors import ConfigError, validation_problems
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: ``--set optim.lr=inf`` is an error naming the key, not a null in the manifest
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+MAX_EPOCHS = 10_000
+"""More epochs than any search needs (DARTS searches 50): a larger value is taken for a typo."""
+MAX_CHANNELS = 128
+"""Widest supernet accepted (the papers search with 16): the NB201 supernet's weights grow as
+channels^2 x cells (stages of C, 2C and 4C channels), so 128 channels with 16 cells per stage
+already need about 4 GB for weights, gradients and momentum."""
 
 
 class DataConfig(_Strict):
@@ -25,18 +41,30 @@ class DataConfig(_Strict):
 
     train_size: int | None = Field(None, ge=2, description="search-train images (class-balanced subset)")
     valid_size: int | None = Field(None, ge=2, description="search-valid images (class-balanced subset)")
-    image_size: int | None = Field(None, ge=4, description="down-sample to this many pixels a side")
+    image_size: int | None = Field(
+        None, ge=4, le=32, description="down-sample to this many pixels a side (4, 8, 16 or 32: a divisor of 32)"
+    )
     split_seed: int = Field(0, ge=0, description="seed of the train/valid split (fixed, recorded)")
     subset_seed: int = Field(0, ge=0, description="seed of the subsets")
     augment: bool = Field(True, description="random crop + horizontal flip on the weight and arch steps' batches")
+
+    @field_validator("image_size")
+    @classmethod
+    def _divides(cls, size: int | None) -> int | None:
+        if size is not None and 32 % size:
+            raise ValueError(
+                f"image_size {size}: images are down-sampled by an integer factor, so use 4, 8, 16 or 32 "
+                "(ImageNet16-120: up to 16)"
+            )
+        return size
 
 
 class ModelConfig(_Strict):
     """The supernet: C channels in the first stage; NB201: N cells per stage; NB-1Shot1: cells in all."""
 
-    channels: int = Field(16, ge=1)
-    cells_per_stage: int = Field(5, ge=1, description="NB201 only")
-    num_cells: int = Field(9, ge=3, description="NB-1Shot1 only: cells in 3 stacks")
+    channels: int = Field(16, ge=1, le=MAX_CHANNELS)
+    cells_per_stage: int = Field(5, ge=1, le=16, description="NB201 only")
+    num_cells: int = Field(9, ge=3, le=48, description="NB-1Shot1 only: cells in 3 stacks")
     bn_track_running_stats: bool = False
     channels_last: bool = True
 
@@ -51,14 +79,29 @@ class WeightOptimConfig(_Strict):
     weight_decay: float = Field(5e-4, ge=0)
     grad_clip: float | None = Field(5.0, gt=0)
 
+    @model_validator(mode="after")
+    def _schedule_falls(self) -> WeightOptimConfig:
+        if self.lr_min > self.lr:
+            raise ValueError(
+                f"lr_min ({self.lr_min}) must not exceed lr ({self.lr}): the cosine schedule falls from lr to lr_min"
+            )
+        return self
+
 
 class ArchOptimConfig(_Strict):
     """Adam on the architecture parameters, initialised ``init_scale`` * N(0, 1)."""
 
     lr: float = Field(3e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.5, 0.999)
     weight_decay: float = Field(1e-3, ge=0)
     init_scale: float = Field(1e-3, ge=0)
+
+    @field_validator("betas", mode="before")
+    @classmethod
+    def _pair(cls, betas: Any) -> Any:
+        if not isinstance(betas, list | tuple) or len(betas) != 2:
+            raise ValueError(f"betas is {_short(betas)}; give a pair [beta1, beta2], each in [0, 1), e.g. [0.5, 0.999]")
+        return betas
 
 
 class TrackingConfig(_Strict):
@@ -109,14 +152,16 @@ class SearchConfig(_Strict):
     dataset: str = "cifar10"
     seed: int = Field(0, ge=0)
     preset: str = "cpu"
-    epochs: int = Field(50, ge=1)
-    batch_size: int = Field(64, ge=2)
+    epochs: int = Field(50, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(64, ge=2, description="images per step (at most the search-train images)")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optim: WeightOptimConfig = WeightOptimConfig()
     arch_optim: ArchOptimConfig = ArchOptimConfig()
     tracking: TrackingConfig = TrackingConfig()
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: all cores)")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads for torch (None: all cores; at most the CPUs of the machine it runs on)"
+    )
     plugins: list[PluginSpec] = Field(default_factory=list)
 
     @field_validator("space")
@@ -176,14 +221,19 @@ NB1SHOT1_PRESETS: dict[str, dict[str, Any]] = {
 
 def build_config(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> SearchConfig:
     """The preset (adjusted for the space named in ``overrides``) merged with ``overrides``, validated."""
+    return validate_config(config_values(preset, overrides))
+
+
+def config_values(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The plain values :func:`build_config` validates: the preset (for the space named in
+    ``overrides``) with ``overrides`` merged in."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     merged = copy.deepcopy(PRESETS[preset])
     if str((overrides or {}).get("space", "nb201")).startswith("nb1shot1"):
         merged = copy.deepcopy(NB1SHOT1_PRESETS[preset])
     merged = _merge(merged, {"preset": preset})
-    merged = _merge(merged, overrides or {})
-    return validate_config(merged)
+    return _merge(merged, copy.deepcopy(overrides or {}))
 
 
 def validate_config(values: dict[str, Any]) -> SearchConfig:
@@ -252,3 +302,55 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             base[key] = value
     return base
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity mask (else ``os.cpu_count()``), lowered by a
+    cgroup CPU quota (a container's or a batch job's ``cpu.max``) when one is set."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cpus, quota) if quota else cpus)
+
+
+def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """CPUs allowed by the cgroup v2 (``cpu.max``) or v1 (``cpu.cfs_quota_us``) quota under
+    ``root``, rounded up; None: no quota."""
+    try:
+        parts = (root / "cpu.max").read_text(encoding="ascii").split()
+        if len(parts) == 2 and parts[0] != "max":
+            return max(1, math.ceil(int(parts[0]) / int(parts[1])))
+        if parts:
+            return None
+    except (OSError, ValueError, ZeroDivisionError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text(encoding="ascii"))
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text(encoding="ascii"))
+        return max(1, math.ceil(quota / period)) if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def threads_problem(threads: int, option: str = "--threads") -> str | None:
+    """Why ``threads`` torch threads are too many here (more than :func:`usable_cpus`), or None."""
+    limit = usable_cpus()
+    if 1 <= threads <= limit:
+        return None
+    if threads < 1:
+        return f"{option} {threads}: use 1..{limit} (the CPUs this process may use)"
+    return f"{option} {threads}: this machine allows at most {limit} (the CPUs this process may use); use 1..{limit}"
+
+
+def check_threads(threads: int | None, option: str = "threads") -> int | None:
+    """``threads`` unchanged when this machine has that many CPUs for the process; else a
+    :class:`ConfigError` naming ``option`` and the limit. Checked where a run starts (not when a
+    config is built: a suite planned on one machine may run on another)."""
+    problem = None if threads is None else threads_problem(threads, option)
+    if problem:
+        raise ConfigError(problem)
+    return threads

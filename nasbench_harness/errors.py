@@ -62,6 +62,36 @@ class TrainingError(NbhError):
     """A search diverged (a NaN or infinite loss); the run is kept up to the last complete epoch."""
 
 
+class StorageError(NbhError):
+    """A file could not be written (no space left, a read-only file system, no permission); the
+    file it would have replaced is unchanged. ``path``, ``cause``, ``fix`` and ``then`` (what to
+    do after the fix) let callers say it again with their context."""
+
+    def __init__(self, path: str, cause: str, fix: str, then: str = "try again") -> None:
+        super().__init__(f"{cause} while writing {path}; {fix}, then {then}")
+        self.path, self.cause, self.fix, self.then = path, cause, fix, then
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.path, self.cause, self.fix, self.then)
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived while a search was running; the run recorded where it stopped.
+
+    A ``BaseException`` (as ``KeyboardInterrupt``), so no ``except Exception`` swallows it; the CLI
+    exits with 128 + the signal's number. ``detail`` says what was kept and how to continue."""
+
+    def __init__(self, signum: int, detail: str = "") -> None:
+        import signal
+
+        super().__init__(signum, detail)
+        self.signum, self.detail = signum, detail
+        self.name = signal.Signals(signum).name
+
+    def __str__(self) -> str:
+        return f"terminated by {self.name}" + (f"; {self.detail}" if self.detail else "")
+
+
 def validation_problems(exc: Any, unknown_key: Callable[[tuple[Any, ...]], str], root: str) -> list[str]:
     """One line per error of a pydantic ``ValidationError``: ``key: message (got value)``, the
     value left out where a validator wrote the message; an unknown key as ``unknown_key(loc)``

@@ -4,16 +4,22 @@ name or an installed entry point)."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import signal
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nasbench_harness.errors import ConfigError
+from nasbench_harness.errors import ConfigError, NbhError, TrainingError
 
 if TYPE_CHECKING:  # the registry itself stays torch-free, so `nbh search --help` starts fast
     from nasbench_harness.methods.components.regularizers import Regularizer
@@ -100,12 +106,16 @@ def build_method(config: Any) -> tuple[Method, list[dict[str, Any]]]:
     for spec in config.plugins:
         cls = load_plugin(spec.ref)
         weight = spec.weight if isinstance(spec.weight, float) else spec.weight.model_dump()
-        if issubclass(cls, Regularizer):
-            component = cls(weight, spec.params)
-        elif weight != 1.0:
+        if not issubclass(cls, Regularizer) and weight != 1.0:
             raise ConfigError(f"{spec.ref} is a {cls.__mro__[1].__name__}, not a regularizer: it takes no weight")
-        else:
-            component = cls(spec.params)
+        guarded = guard_plugin(cls, spec.ref, getattr(spec, "timeout_s", None) or getattr(cls, "timeout_s", None))
+        args = (weight, spec.params) if issubclass(cls, Regularizer) else (spec.params,)
+        try:
+            component = guarded(*args)
+        except NbhError:
+            raise
+        except (Exception, SystemExit) as exc:  # a plugin's __init__ is its author's code
+            raise ConfigError(f"plugin {spec.ref}: creating it failed: {_what(exc)}") from exc
         method.components = [*method.components, component]
         provenance.append({"ref": spec.ref, "weight": weight, "params": spec.params, **plugin_provenance(cls)})
     method.check_space(config.space)
@@ -156,14 +166,19 @@ def load_plugin(ref: str, base: type[Plugin] | None = None) -> type[Plugin]:
     return obj
 
 
+PLUGIN_TRUST = "plugins are Python code, run with your permissions: name only plugins you trust"
+"""The note the manifest keeps beside every plugin (see the README, "What is trusted")."""
+
+
 def plugin_provenance(cls: type) -> dict[str, Any]:
-    """Where a plugin class came from: module, file and the file's SHA-256 (for the manifest)."""
+    """Where a plugin class came from: module, file and the file's SHA-256, and the trust note
+    (for the manifest)."""
     try:
         source = inspect.getsourcefile(cls)
     except TypeError:
         source = None
     digest = hashlib.sha256(Path(source).read_bytes()).hexdigest() if source and Path(source).is_file() else None
-    return {"class": f"{cls.__module__}:{cls.__qualname__}", "file": source, "sha256": digest}
+    return {"class": f"{cls.__module__}:{cls.__qualname__}", "file": source, "sha256": digest, "trust": PLUGIN_TRUST}
 
 
 def _named(name: str) -> Any:
@@ -185,7 +200,10 @@ def _named(name: str) -> Any:
             "name the class explicitly as module:Class"
         )
     if found:
-        return found[0].load()
+        try:
+            return found[0].load()
+        except (Exception, SystemExit) as exc:
+            raise ConfigError(f"loading the entry point {name!r} ({found[0].value}) failed: {_what(exc)}") from exc
     raise ConfigError(
         f"unknown regularizer {name!r}; use path/to/file.py:Class, package.module:Class, an installed "
         f"entry point ({ENTRY_POINT_GROUP}), or a built-in: {', '.join(BUILTIN_REGULARIZERS)}"
@@ -206,9 +224,9 @@ def _import_file(path: str) -> Any:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # importing runs the file: sys.exit() there must not end nbh silently
         del sys.modules[module_name]
-        raise ConfigError(f"importing plugin file {file} failed: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(f"importing plugin file {file} failed: {_what(exc)}") from exc
     return module
 
 
@@ -219,3 +237,103 @@ def _import_module(name: str) -> Any:
         raise ConfigError(
             f"cannot import plugin module {name!r} ({exc}); is the package installed, or did you mean a file path?"
         ) from exc
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"importing plugin module {name!r} failed: {_what(exc)}") from exc
+
+
+def _what(exc: BaseException) -> str:
+    """``exc`` in a few words for a message: its type and first line (``sys.exit(3)`` for SystemExit)."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r:.40}); a plugin must not end the process"
+    first = (str(exc).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:160]}"
+
+
+# -- plugins at run time ----------------------------------------------------------------------
+HOOKS = (
+    "build_net", "setup", "arch_step_on", "mixing", "weight_step_weights", "forward_options", "extra_loss",
+    "end_of_epoch", "derive", "final_net_batch_stats", "state_columns", "state_dict", "load_state_dict",
+)  # fmt: skip
+"""The component hooks through which the loop runs a plugin's code (see ``methods.engine.base``)."""
+
+
+def guard_plugin(cls: type[Plugin], ref: str, timeout_s: float | None = None) -> type[Plugin]:
+    """A subclass of ``cls`` (same name, same behaviour) whose hooks fail the run with a
+    :class:`TrainingError` naming the plugin ``ref`` when they raise (a package error passes
+    unchanged) or, with ``timeout_s``, when one call runs longer than that many seconds.
+
+    The time bound is a ``SIGALRM`` timer (POSIX, main thread; elsewhere no bound): it interrupts
+    Python code, but a call stuck inside one C function (a torch op) ends only when that returns.
+    """
+    from nasbench_harness.methods.engine.base import Component
+
+    if timeout_s is not None and not timeout_s > 0:
+        raise ConfigError(f"plugin {ref}: timeout_s must be a number of seconds > 0, got {timeout_s!r:.40}")
+    hooks = {}
+    for hook in HOOKS:
+        method = getattr(cls, hook, None)
+        if callable(method) and method is not getattr(Component, hook, None):  # only code the plugin brings
+            hooks[hook] = _guarded(method, hook, f"plugin {ref}", timeout_s)
+    names = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+    return type(cls.__name__, (cls,), {**names, **hooks, "plugin_ref": ref})
+
+
+def _guarded(method: Callable[..., Any], hook: str, label: str, timeout_s: float | None) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        state = args[0] if args else None
+        try:
+            if timeout_s is None:
+                return method(self, *args, **kwargs)
+            with time_limit(timeout_s, f"{label} did not return from {hook}() within {timeout_s:g} s{_at(state)}"):
+                return method(self, *args, **kwargs)
+        except NbhError:
+            raise
+        except (Exception, SystemExit) as exc:  # not KeyboardInterrupt nor a termination signal
+            raise TrainingError(
+                f"{label} failed in {hook}(){_at(state)}: {_what(exc)}; the run stops here and keeps the epochs "
+                "already written"
+            ) from exc
+
+    return call
+
+
+def _at(state: Any) -> str:
+    epoch, step = getattr(state, "epoch", None), getattr(state, "step", None)
+    return f" (epoch {epoch}, step {step + 1})" if isinstance(epoch, int) and isinstance(step, int) else ""
+
+
+_DEADLINES: list[tuple[float, str]] = []
+"""(monotonic deadline, message) of the armed time limits, innermost (and earliest) last."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, message: str) -> Iterator[None]:
+    """Raise ``TrainingError(message)`` in the main thread when the block runs longer than
+    ``seconds`` (SIGALRM); nested limits keep the earlier deadline. No limit off the main thread
+    or without ``signal.setitimer``."""
+    now = time.monotonic()
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable or (_DEADLINES and _DEADLINES[-1][0] <= now + seconds):  # an outer limit ends first
+        yield
+        return
+    previous = None if _DEADLINES else signal.signal(signal.SIGALRM, _on_alarm)
+    _DEADLINES.append((now + seconds, message))
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _DEADLINES.pop()
+        if _DEADLINES:
+            signal.setitimer(signal.ITIMER_REAL, max(_DEADLINES[-1][0] - time.monotonic(), 1e-3))
+        else:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    if _DEADLINES:
+        raise TrainingError(
+            f"{_DEADLINES[-1][1]}; the run stops here and keeps the epochs already written. Fix the plugin, or "
+            "give it more time (its timeout_s)"
+        )

@@ -73,7 +73,10 @@ def _check_phase(cls: type[Regularizer], params: dict[str, Any] | None, space: s
     reg = cls(weight, params)
     reg.setup(state)
     weights = state.mixing(phase=phase)
-    value = reg.penalty(state, weights, phase)
+    try:
+        value = reg.penalty(state, weights, phase)
+    except Exception as exc:  # the plugin's own code: say so instead of a traceback from deep inside it
+        raise ContractError(f"{where}: penalty raised {type(exc).__name__}: {str(exc)[:160]}") from exc
     if not isinstance(value, torch.Tensor) or value.dim() != 0:
         raise ContractError(f"{where}: penalty must be a 0-dim tensor, got {value!r:.80}")
     if not torch.isfinite(value):

@@ -199,21 +199,47 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     run = new_run(tmp_path)
     assert run.load_checkpoint() is None
     net = torch.nn.Linear(3, 2)
-    state = {"model": net.state_dict(), "alphas": [torch.randn(6, 5)], "rng": {"numpy": np.random.get_state()}}
-    run.commit_epoch(0, {"loss": 1.0}, [], {**state, "nested": {"step": 7, "name": "x"}})
+    state = {"model": net.state_dict(), "alphas": [torch.randn(6, 5)], "rng": {"torch": torch.get_rng_state()}}
+    extra = {"step": 7, "name": "x", "betas": (0.5, 0.999), "seen": {1, 2}, "size": torch.Size([2]), "none": None}
+    run.commit_epoch(0, {"loss": 1.0}, [], {**state, "nested": extra})
     loaded = RunDir(run.path).load_checkpoint()
     assert loaded["epoch"] == 0
-    assert loaded["nested"] == {"step": 7, "name": "x"}
+    assert loaded["nested"] == extra
     assert torch.equal(loaded["model"]["weight"], net.weight.detach())
     assert torch.equal(loaded["alphas"][0], state["alphas"][0])
-    assert (loaded["rng"]["numpy"][1] == state["rng"]["numpy"][1]).all()
+    assert torch.equal(loaded["rng"]["torch"], state["rng"]["torch"])
+
+
+@pytest.mark.parametrize(
+    ("value", "where", "kind"),
+    [
+        (np.zeros(3), "checkpoint['components'][0]['history']", "numpy.ndarray"),
+        (np.float64(0.5), "checkpoint['components'][0]['history']", "numpy.float64"),
+        ({Path("k"): 1}, "checkpoint['components'][0]['history'] (a key)", "pathlib.PosixPath"),
+        (torch.optim.SGD, "checkpoint['components'][0]['history']", "builtins.type"),
+    ],
+)
+def test_a_checkpoint_value_the_safe_loader_refuses_fails_the_commit_naming_it(
+    tmp_path: Path, value: object, where: str, kind: str
+) -> None:
+    run = new_run(tmp_path)
+    commit(run, 0)
+    before = {p.name: p.read_bytes() for p in run.path.iterdir()}
+    with pytest.raises(ConfigError) as info:
+        run.commit_epoch(1, {"loss": 1.0}, [], {"components": [{"history": value}]})
+    message = str(info.value)
+    assert f"the checkpoint of epoch 1 holds a {kind} at {where}; a checkpoint may hold only tensors" in message
+    assert "state_dict()" in message and "\n" not in message
+    assert {p.name: p.read_bytes() for p in run.path.iterdir()} == before  # nothing written
+    assert [r["epoch"] for r in run.trajectory_rows()] == [0]
+    commit(run, 1)  # the run goes on
 
 
 def test_damaged_checkpoint_and_parquet_messages(tmp_path: Path) -> None:
     run = new_run(tmp_path)
     commit(run, 0)
     (run.path / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
-    with pytest.raises(RunDirError, match=r"cannot be loaded.*delete it to restart"):
+    with pytest.raises(RunDirError, match=r"cannot be loaded.*restart the run from scratch .*, delete .*run"):
         run.load_checkpoint()
     (run.path / TRAJECTORY_FILE).write_bytes(b"PAR1 garbage")
     with pytest.raises(RunDirError, match="not a readable Parquet file"):
@@ -309,8 +335,82 @@ def test_resume_with_missing_rows_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match=r"trajectory.parquet holds epochs 0-1, 3, but .* says epoch 3 is complete"):
         RunDir(run.path).resume_state()
     (run.path / TRAJECTORY_FILE).unlink()
-    with pytest.raises(RunDirError, match=f"{TRAJECTORY_FILE} is missing.*delete {CHECKPOINT_FILE} to restart"):
+    with pytest.raises(RunDirError, match=f"{TRAJECTORY_FILE} is missing.*Restore the file; to restart the run"):
         RunDir(run.path).resume_state()
+
+
+def _files(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def test_rows_ahead_of_the_checkpoint_beyond_one_epoch_are_refused_and_kept(tmp_path: Path) -> None:
+    """A checkpoint removed (a results folder shared without its .pt files) or replaced by an
+    older one must not make resuming drop the epochs the directory records."""
+    run = new_run(tmp_path)
+    for epoch in range(4):
+        commit(run, epoch)
+    other = new_run(tmp_path, "other")
+    commit(other, 0)
+    commit(other, 1)
+    older = (other.path / CHECKPOINT_FILE).read_bytes()  # says epoch 1
+    (run.path / CHECKPOINT_FILE).replace(tmp_path / "kept.pt")
+    hint = f"Restore the newer {CHECKPOINT_FILE}; to restart the run from scratch (losing its recorded epochs), "
+    hint += f"delete {run.path} or use a new directory"
+
+    before = _files(run.path)
+    with pytest.raises(RunDirError) as info:
+        RunDir(run.path).resume_state()
+    assert str(info.value).startswith(
+        f"{run.path / MANIFEST_FILE} records epoch 3 as complete, but {run.path / CHECKPOINT_FILE} is missing; "
+    )
+    assert hint in str(info.value)
+    assert _files(run.path) == before
+
+    (run.path / CHECKPOINT_FILE).write_bytes(older)
+    before = _files(run.path)
+    with pytest.raises(RunDirError, match=r"records epoch 3 as complete, but .* says epoch 1 is the last complete one"):
+        RunDir(run.path).resume_state()
+    assert _files(run.path) == before
+
+    manifest = json.loads((run.path / MANIFEST_FILE).read_text())  # a manifest that lags (as written by hand)
+    (run.path / MANIFEST_FILE).write_text(json.dumps({**manifest, "last_epoch": 1}))
+    before = _files(run.path)
+    with pytest.raises(RunDirError) as info:
+        RunDir(run.path).resume_state()
+    assert str(info.value).startswith(
+        f"{run.path / TRAJECTORY_FILE} holds epochs 2-3, but {run.path / CHECKPOINT_FILE} says epoch 1 is the last "
+    )
+    assert hint in str(info.value)
+    assert _files(run.path) == before
+
+    (tmp_path / "kept.pt").replace(run.path / CHECKPOINT_FILE)  # restored: resumes
+    assert RunDir(run.path).resume_state().epoch == 3
+
+
+def test_a_refused_resume_rewrites_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows after the checkpoint are dropped only once the rest checks out (here epoch 1 is missing)."""
+    run = new_run(tmp_path)
+    for epoch in range(3):
+        commit(run, epoch)
+    real_replace = os.replace
+
+    def crash_on_checkpoint(src: str, dst: str) -> None:
+        if Path(dst).name == CHECKPOINT_FILE:
+            raise OSError("simulated crash")
+        real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", crash_on_checkpoint)
+        with pytest.raises(OSError, match="simulated"):
+            commit(run, 3)
+    table = read_trajectory(run.path)
+    import pyarrow.parquet as pq
+
+    pq.write_table(table.filter(pa.compute.not_equal(table.column("epoch"), 1)), run.path / TRAJECTORY_FILE)
+    before = _files(run.path)
+    with pytest.raises(RunDirError, match=r"holds epochs 0, 2, but .* says epoch 2 is complete"):
+        RunDir(run.path).resume_state()
+    assert _files(run.path) == before
 
 
 def test_check_config(tmp_path: Path) -> None:

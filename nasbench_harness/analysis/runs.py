@@ -3,8 +3,9 @@ aggregates themselves are in :mod:`nasbench_harness.analysis.aggregate`).
 
 :func:`load_runs` reads ``manifest.json`` and ``trajectory.parquet`` of search runs (``nbh search``)
 and table-only baselines (``nbh baseline``); see ``results/README.md`` for the columns. It never
-drops a run: failed, running and epoch-less runs keep their row in :attr:`Runs.runs` with their
-status.
+drops a run silently: failed, running and epoch-less runs keep their row in :attr:`Runs.runs` with
+their status; a damaged run (unreadable manifest or trajectory) stops the load with a
+:class:`RunDirError` naming it, or with ``skip_damaged`` is left out and listed in :attr:`Runs.skipped`.
 
 :attr:`Runs.epochs` holds one row per (run, epoch) with the run's identifying columns joined and
 these derived columns (accuracies in %, differences in points):
@@ -41,7 +42,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,12 @@ _CONFIG_IGNORE = ("seed", "threads")
 
 @dataclass(frozen=True)
 class Runs:
-    """Loaded runs: ``runs`` (one row per run) and ``epochs`` (one row per run-epoch)."""
+    """Loaded runs: ``runs`` (one row per run) and ``epochs`` (one row per run-epoch); ``skipped``
+    the damaged runs left out (``load_runs(skip_damaged=True)``) as (path, reason)."""
 
     runs: pd.DataFrame
     epochs: pd.DataFrame
+    skipped: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -120,7 +123,7 @@ class Runs:
             keep &= self.runs[column].isin(values)
         runs = self.runs[keep].reset_index(drop=True)
         epochs = self.epochs[self.epochs["path"].isin(set(runs["path"]))].reset_index(drop=True)
-        return Runs(runs, epochs)
+        return Runs(runs, epochs, self.skipped)
 
     def answers(self) -> pd.DataFrame:
         """The answer row of every run that has one (see ``answer`` in the module docstring)."""
@@ -151,13 +154,32 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return sorted(found)
 
 
-def load_runs(paths: Iterable[str | os.PathLike[str]]) -> Runs:
-    """Load every run under ``paths`` (see :func:`find_runs`) into a :class:`Runs`."""
-    run_rows, epoch_frames = [], []
-    for path in find_runs(paths):
-        row, epochs = _load_one(path)
+def load_runs(
+    paths: Iterable[str | os.PathLike[str]],
+    skip_damaged: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> Runs:
+    """Load every run under ``paths`` (see :func:`find_runs`) into a :class:`Runs`.
+
+    A damaged run is a :class:`RunDirError` naming its file; with ``skip_damaged`` it is left out,
+    listed in :attr:`Runs.skipped` and passed to ``warn`` (one line). ``RunDirError`` when every run is damaged.
+    """
+    run_rows, epoch_frames, skipped = [], [], []
+    found = find_runs(paths)
+    for path in found:
+        try:
+            row, epochs = _load_one(path)
+        except RunDirError as exc:
+            if not skip_damaged:
+                raise RunDirError(f"{exc}; or leave damaged runs out with --skip-damaged") from None
+            skipped.append((str(path), str(exc)))
+            if warn:
+                warn(f"skipped damaged run {path}: {exc}")
+            continue
         run_rows.append(row)
         epoch_frames.append(epochs)
+    if not run_rows:
+        raise RunDirError(f"all {len(found)} run(s) found are damaged; the first: {skipped[0][1]}")
     runs = pd.DataFrame(run_rows)
     runs["config_diff"] = _config_diffs(runs)
     frames = [f for f in epoch_frames if len(f)]
@@ -165,7 +187,7 @@ def load_runs(paths: Iterable[str | os.PathLike[str]]) -> Runs:
     epochs["answer"] = epochs["answer"].astype(bool)
     first = [c for c in (*ID_COLUMNS, "epoch", "evaluation") if c in epochs.columns]
     epochs = epochs[first + [c for c in epochs.columns if c not in first]]
-    return Runs(runs.drop(columns="_config"), epochs)
+    return Runs(runs.drop(columns="_config"), epochs, tuple(skipped))
 
 
 def final_table(runs: Runs) -> pd.DataFrame:
@@ -221,7 +243,13 @@ def _load_one(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     stopped = manifest.get("stopped_early")
     result_epoch = manifest.get("result_epoch")
     if len(epochs):
-        epochs = _derive(epochs, ident, kind, stopped, result_epoch)
+        try:
+            epochs = _derive(epochs, ident, kind, stopped, result_epoch)
+        except (KeyError, TypeError, ValueError) as exc:  # a readable file with columns of the wrong kind
+            raise RunDirError(
+                f"{path / TRAJECTORY_FILE} has unexpected contents ({type(exc).__name__}: {str(exc)[:80]}); "
+                f"restore it or remove the run"
+            ) from None
         epochs = epochs.assign(**ident)
     answer = epochs[epochs["answer"]] if len(epochs) else epochs
     row = {

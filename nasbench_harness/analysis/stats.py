@@ -111,8 +111,8 @@ def compare_values(
     """
     from scipy import stats
 
-    if threshold > 0:
-        raise ConfigError(f"the threshold is the largest tolerated drop, so it must be <= 0, got {threshold}")
+    if not (math.isfinite(threshold) and threshold <= 0):  # nan would pass a "> 0" test
+        raise ConfigError(f"the threshold (the largest tolerated drop) must be <= 0 and finite, got {threshold}")
     b, c = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
     if paired and len(b) != len(c):
         raise ConfigError(f"paired samples need equal lengths, got {len(b)} baseline and {len(c)} candidate values")

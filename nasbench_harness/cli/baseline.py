@@ -64,15 +64,17 @@ def baseline(
     """
     from nasbench_harness.baselines import tabular as tb
     from nasbench_harness.spaces.catalog import open_benchmark
+    from nasbench_harness.tracking.atomic import check_output_dir
 
     name, space_name, data_name = method.value, space.value, dataset.value
+    run_dir = out or Path("results") / space_name / data_name / name / "table" / f"seed-{seed}"
+    check_output_dir(run_dir, "--out")  # before any work: a file there is an error, not a traceback at the end
     tb.problem_metrics(space_name, data_name)  # a space/dataset mismatch is reported before any table is read
     bench = open_benchmark(space_name, data_dir, cache_dir)
     if method is Baseline.random_search:
         trace = tb.random_search(bench, space_name, data_name, n, seed)
     else:
         trace = tb.regularized_evolution(bench, space_name, data_name, n, seed, population=population, sample=sample)
-    run_dir = out or Path("results") / space_name / data_name / name / "table" / f"seed-{seed}"
     path = tb.write_trace(trace, run_dir)
     last = trace.rows[-1]
     console.print(f"{name} on {space_name}/{data_name}, seed {seed}: {len(trace.rows)} evaluations -> {path}")

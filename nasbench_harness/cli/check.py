@@ -60,9 +60,11 @@ def check_regularizer(
     Trains the suite (baselines, reused when already finished) and the candidate (the suite's
     --baseline-method runs plus the regularizer, in their own directories), compares the
     candidate with that baseline method on the final tabular test accuracy and writes a report."""
+    from nasbench_harness.cli.compare import check_threshold
     from nasbench_harness.config import parse_overrides
     from nasbench_harness.execution.regcheck import compare_check, plan_check, train_check, write_check_report
 
+    check_threshold(threshold)  # before hours of training
     preset = preset_or_variant(preset, variant)
     device = concrete_device(device)
     check = plan_check(

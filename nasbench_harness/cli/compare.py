@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nasbench_harness.cli.common import JsonOption, console, fmt, print_json
+from nasbench_harness.cli.report import SkipDamagedOption, warn
 
 if TYPE_CHECKING:
     from nasbench_harness.analysis.runs import Runs
@@ -31,8 +32,9 @@ def compare(
         typer.Option("--threshold", help="Largest tolerated drop of the metric (<= 0, in its units: points for %)."),
     ] = -0.5,
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the two-sided test.")] = 0.05,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the bootstrap resampling.")] = 0,
     as_json: JsonOption = False,
+    skip_damaged: SkipDamagedOption = False,
 ) -> None:
     """Compare a candidate's runs with a baseline's, per (space, dataset) cell.
 
@@ -63,7 +65,8 @@ def compare(
 
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha must lie between 0 and 1 (e.g. 0.05), got {alpha}")
-    base_runs, cand_runs = load_runs(baseline), load_runs(candidate)
+    check_threshold(threshold)
+    base_runs, cand_runs = (load_runs(paths, skip_damaged=skip_damaged, warn=warn) for paths in (baseline, candidate))
     main = compare_runs(base_runs, cand_runs, metric, threshold, alpha, seed=seed)
     indicators = {}
     for name in INDICATORS:
@@ -89,6 +92,17 @@ def compare(
             _print_cell(rows)
     if regressed:
         raise typer.Exit(1)
+
+
+def check_threshold(threshold: float) -> float:
+    """``--threshold`` unchanged when it is a finite number <= 0; else a ``ConfigError`` saying so."""
+    import math
+
+    from nasbench_harness.errors import ConfigError
+
+    if not (math.isfinite(threshold) and threshold <= 0):
+        raise ConfigError(f"--threshold {threshold}: the largest tolerated drop must be <= 0 and finite (e.g. -0.5)")
+    return threshold
 
 
 def _has(runs: Runs, metric: str) -> bool:

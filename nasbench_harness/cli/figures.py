@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nasbench_harness.cli.common import console, err_console
+from nasbench_harness.cli.report import SkipDamagedOption, warn
 from nasbench_harness.errors import ConfigError, NbhError
 
 if TYPE_CHECKING:
@@ -43,16 +44,21 @@ def figures(
     formats: Annotated[
         str, typer.Option("--formats", help="Comma-separated image formats: svg, png, pdf.")
     ] = "svg,png",
+    skip_damaged: SkipDamagedOption = False,
 ) -> None:
     """Draw one paper-style figure (or all) of the runs found under RUNS.
 
-    Writes DIR/<figure>.svg and .png (table: .html and .csv) and prints the paths."""
+    Writes DIR/<figure>.svg and .png (table: .html and .csv) and prints the paths; DIR is
+    created when missing and must not be a file."""
+    from nasbench_harness.tracking.atomic import check_output_dir
+
     figure = choice.value
+    check_output_dir(out, "-o/--out")
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     if figure == "alphas":
         _print(_make("alphas", _Frames(runs), out, fmts))
         return
-    frames = _Frames(runs)
+    frames = _Frames(runs, skip_damaged)
     if figure != "all":
         _print(_make(figure, frames, out, fmts))
         return
@@ -73,8 +79,9 @@ def figures(
 class _Frames:
     """The frames of the runs, loaded on first use (alphas needs no run loader)."""
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, paths: list[Path], skip_damaged: bool = False) -> None:
         self.paths = paths
+        self.skip_damaged = skip_damaged
         self._loaded: Any = None
 
     def get(self, which: str) -> pd.DataFrame:
@@ -83,15 +90,16 @@ class _Frames:
                 raise ConfigError(f"the alphas figure is drawn for one run; {len(self.paths)} were given")
             return read_alphas_frame(self.paths[0])
         if self._loaded is None:
-            self._loaded = load_runs(self.paths)
+            self._loaded = load_runs(self.paths, skip_damaged=True) if self.skip_damaged else load_runs(self.paths)
         return getattr(self._loaded, which)
 
 
-def load_runs(paths: list[Path]) -> Any:
-    """The runs' ``.runs``/``.epochs`` frames (imported lazily: pandas and pyarrow only when drawing)."""
+def load_runs(paths: list[Path], skip_damaged: bool = False) -> Any:
+    """The runs' ``.runs``/``.epochs`` frames (imported lazily: pandas and pyarrow only when drawing);
+    with ``skip_damaged``, damaged runs are left out, each named in a warning on stderr."""
     from nasbench_harness.analysis.runs import load_runs as load
 
-    return load(paths)
+    return load(paths, skip_damaged=skip_damaged, warn=warn)
 
 
 def read_alphas_frame(path: Path) -> pd.DataFrame:

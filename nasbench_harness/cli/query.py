@@ -78,7 +78,7 @@ def nb201(
     data_dir: DataDirOption = None,
 ) -> None:
     """Score one NAS-Bench-201 cell: valid/test accuracy, regret, cost and op counts per dataset."""
-    genotype = NB201Genotype.from_index(int(arch)) if arch.isdigit() else NB201Genotype.from_string(arch)
+    genotype = NB201Genotype.parse(arch)
     hp = hp.value
     datasets = [str(d) for d in (dataset or SUMMARY_DATASETS)]
     keys = [MetricKey.parse(m) for m in metric or []]

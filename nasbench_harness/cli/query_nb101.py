@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
@@ -20,9 +21,10 @@ from nasbench_harness.cli.common import (
     progress_bar,
     warn_deprecated,
 )
-from nasbench_harness.errors import NbhError
+from nasbench_harness.errors import GenotypeError, NbhError
 from nasbench_harness.spaces.catalog import SPACE_NAMES, get_space_info, nb1shot1_space_name
 from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype, get_space
+from nasbench_harness.spaces.nb201 import echo
 from nasbench_harness.tabular.nb1shot1 import score
 from nasbench_harness.tabular.nb101 import NOT_IN_BENCHMARK, NB101Answer, NB101Benchmark
 from nasbench_harness.tabular.nb101_metrics import EPOCHS, POINTS, QUANTITIES
@@ -33,6 +35,7 @@ def _open(cache_dir: Any, data_dir: Any) -> NB101Benchmark:
         return NB101Benchmark.open(cache_dir, data_dir, progress=progress)
 
 
+_HASH = re.compile(r"[0-9a-f]{32}")
 NB1SHOT1_SPACES = tuple(name for name in SPACE_NAMES if get_space_info(name).family == "nb1shot1")
 
 
@@ -40,7 +43,7 @@ def parse_nb1shot1_space(value: object) -> Space:
     """An NB-1Shot1 space by its catalog name (``nb1shot1-2``); the bare number (``2``) is
     deprecated but still read, with a warning on stderr."""
     text = str(value)
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() alone takes '٢' too
         try:
             name = nb1shot1_space_name(int(text))
         except NbhError:
@@ -63,6 +66,8 @@ def nb101(
     data_dir: DataDirOption = None,
 ) -> None:
     """Every NB101 number of one cell: accuracies (fractions) and times per budget, halfway and final."""
+    if not _HASH.fullmatch(module_hash):
+        raise GenotypeError(f"an NB101 module hash is 32 lowercase hex characters, got {echo(module_hash)}")
     bench = _open(cache_dir, data_dir)
     answer = bench.lookup(module_hash)
     if json_out:

@@ -7,14 +7,26 @@ from typing import Annotated
 
 import typer
 
-from nasbench_harness.cli.common import console
+from nasbench_harness.cli.common import console, err_console
+
+SkipDamagedOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-damaged",
+        help="Leave out runs whose manifest or trajectory is damaged (each one is named on stderr, "
+        "and in the report) instead of stopping at the first.",
+    ),
+]
 
 
 def report(
     runs: Annotated[
         list[Path], typer.Argument(help="Run directories, or folders searched for them.", show_default=False)
     ],
-    out: Annotated[Path, typer.Option("-o", "--out", help="The HTML file to write.")] = Path("reports/report.html"),
+    out: Annotated[
+        Path,
+        typer.Option("-o", "--out", help="The HTML file to write; an existing directory gets DIR/report.html."),
+    ] = Path("reports/report.html"),
     title: Annotated[str | None, typer.Option("--title", help="The report's title.", show_default=False)] = None,
     baseline: Annotated[
         str | None,
@@ -24,6 +36,7 @@ def report(
             show_default=False,
         ),
     ] = None,
+    skip_damaged: SkipDamagedOption = False,
 ) -> None:
     """Write a self-contained HTML report of the runs found under RUNS.
 
@@ -31,5 +44,10 @@ def report(
     comparison (--baseline), coverage notes and per-run metadata."""
     from nasbench_harness.report.build import write_report
 
-    path = write_report(runs, out, title, baseline)
+    path = write_report(runs, out, title, baseline, skip_damaged, warn)
     console.print(f"wrote {path}", markup=False, soft_wrap=True)
+
+
+def warn(line: str) -> None:
+    """One warning line on stderr (a damaged run left out)."""
+    err_console.print(f"warning: {line}", markup=False, soft_wrap=True)

@@ -27,13 +27,25 @@ from nasbench_harness.cli.common import (
 from nasbench_harness.tracking.schema import nb201_table_column
 
 
+def threads_callback(value: int | None) -> int | None:
+    """``--threads``: at most the CPUs this process may use (a thread storm is refused before torch starts)."""
+    from nasbench_harness.config import threads_problem
+
+    problem = None if value is None else threads_problem(value)
+    if problem:
+        raise typer.BadParameter(problem.removeprefix("--threads "), param_hint="--threads")
+    return value
+
+
 def search(
     space: SpaceOption = Space["nb201"],
     method: MethodOption = "darts",
     dataset: DatasetOption = Dataset["cifar10"],
     seed: Annotated[int, typer.Option("--seed", help="Seeds initialisation, alphas, data order, augmentation.")] = 0,
     preset: PresetOption = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default: the preset's, 50).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, max=10_000, help="Epochs (default: the preset's, 50).")
+    ] = None,
     out: Annotated[
         Path | None, out_option("Run directory. Default: results/<space>/<dataset>/<method>/<preset>/seed-<seed>.")
     ] = None,
@@ -55,7 +67,12 @@ def search(
             "(re-running into the same directory with the same options also continues).",
         ),
     ] = False,
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all cores).")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", callback=threads_callback, help="CPU threads (default: all cores; at most the usable CPUs)."
+        ),
+    ] = None,
     regularizer: Annotated[
         str | None,
         typer.Option(

@@ -67,6 +67,8 @@ def sweep(
     from nasbench_harness.execution.suite import expand, load_suite
 
     preset = preset_or_variant(preset, variant)
+    if executor == Executor.local:
+        _check_workers(workers)
     spec = load_suite(suite)
     device = concrete_device(device)
     chosen = preset.value if preset else default_preset(device)
@@ -121,3 +123,16 @@ def sweep(
         console.print(f"report: {path.resolve()}", markup=False, soft_wrap=True)
     if counts.get("failed"):
         raise typer.Exit(1)
+
+
+def _check_workers(workers: int) -> None:
+    """``--workers``: at most the CPUs this process may use (each run needs a thread at least)."""
+    from nasbench_harness.config import usable_cpus
+
+    cpus = usable_cpus()
+    if workers > cpus:
+        raise typer.BadParameter(
+            f"{workers}: this machine allows at most {cpus} runs at once (the CPUs this process may use); "
+            f"use 1..{cpus}",
+            param_hint="--workers",
+        )

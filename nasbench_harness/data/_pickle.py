@@ -21,6 +21,10 @@ import numpy as np
 
 from nasbench_harness.errors import DataFormatError
 
+_ECHO = 80
+"""Characters of a name read from a file that a message repeats."""
+_REPLACE = "Replace it with the official file (extract the data set's archive again)"
+
 # Pickles written by numpy 1.x name numpy.core, those written by numpy 2.x name numpy._core.
 _NUMPY_CORE = ("numpy.core", "numpy._core")
 
@@ -71,14 +75,16 @@ class _BatchUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         resolve = self._allowed.get((module, name))
         if resolve is None:
+            named = f"{module}.{name}"
+            named = named if len(named) <= _ECHO else named[: _ECHO - 3] + "..."
             raise DataFormatError(
-                f"{self._source} refers to {module}.{name}, which a data batch never does; the file is not "
-                "an official batch (it was not unpickled; a batch holds only numpy arrays, lists and strings)"
+                f"{self._source} refers to {named}, which a data batch never does; the file is not an official "
+                f"batch (it was not unpickled; a batch holds only numpy arrays, lists and strings). {_REPLACE}"
             )
         return resolve()
 
     def persistent_load(self, pid: Any) -> Any:
-        raise DataFormatError(f"{self._source} uses persistent ids, which a data batch never does")
+        raise DataFormatError(f"{self._source} uses persistent ids, which a data batch never does. {_REPLACE}")
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,10 @@ def load_batch(path: Path, relative_to: Path, expected: str) -> tuple[dict[str, 
     source = SourceFile(path.relative_to(relative_to).as_posix(), len(raw), hashlib.sha256(raw).hexdigest())
     try:
         obj = _BatchUnpickler(io.BytesIO(raw), path).load()
-    except DataFormatError:
-        raise
+    except DataFormatError as exc:
+        if str(path) in str(exc):
+            raise
+        raise DataFormatError(f"{path}: {exc}. {_REPLACE}") from None
     except _UNPICKLE_ERRORS as exc:
         raise DataFormatError(
             f"{path} is truncated or not a pickled data batch ({type(exc).__name__}: {exc}); expected {expected}"

@@ -58,7 +58,7 @@ def run_one(
     if status == "failed" and not retry_failed:
         return Outcome(run.run_id, "skipped-failed", "failed before; --retry-failed runs it again")
     run.path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(run.path) + ".lock")
+    lock = FileLock(str(run.path) + ".lock", is_singleton=True)  # run_search takes the same instance again
     try:
         lock.acquire(timeout=0)
     except Timeout:

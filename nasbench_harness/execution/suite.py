@@ -21,7 +21,9 @@ A suite file::
 Every run's config is a full :class:`~nasbench_harness.config.SearchConfig`; its
 directory is ``<root>/<suite>/<preset>/<space>/<dataset>/<method>[-<options>]/seed-<seed>``, so
 the same config always lands in the same directory (a re-run skips or resumes it). Unknown keys,
-unknown methods, spaces a method cannot run on and empty grids are errors naming the file and line.
+unknown methods, spaces a method cannot run on, empty grids, bad ``overrides`` and anything
+listed twice (a seed, a space, a data set, a method with its options, a grid value: two runs in
+one directory) are errors naming the file and line.
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.spaces.catalog import SPACE_NAMES as SPACES
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MethodGrid(_Strict):
@@ -84,6 +86,7 @@ class Suite(_Strict):
     methods: list[MethodGrid] = Field(min_length=1)
     overrides: dict[str, Any] = Field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = Field(min_length=1)
+    _source: Path | None = PrivateAttr(None)  # the file it was read from, for errors found later
 
     @field_validator("methods", mode="before")
     @classmethod
@@ -99,6 +102,22 @@ class Suite(_Strict):
         if unknown:
             raise ValueError(f"unknown space(s) {', '.join(unknown)}; choose from {', '.join(SPACES)}")
         return spaces
+
+    @field_validator("datasets")
+    @classmethod
+    def _datasets(cls, datasets: list[str]) -> list[str]:
+        from nasbench_harness.data import canonical_dataset
+
+        for dataset in datasets:
+            canonical_dataset(dataset)
+        return datasets
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds: list[int]) -> list[int]:
+        if any(seed < 0 for seed in seeds):
+            raise ValueError(f"seeds are integers >= 0, got {min(seeds)}")
+        return seeds
 
     @field_validator("variants")
     @classmethod
@@ -126,22 +145,76 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
 
     raw = load_yaml(path)
     if not isinstance(raw, dict):
-        raise ConfigError(
-            f"{path}: a suite is a mapping of keys (name, reproduces, spaces, ...), got {type(raw).__name__}"
-        )
+        got = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise ConfigError(f"{path}: a suite is a mapping of keys (name, reproduces, spaces, ...), got {got}")
     try:
-        return Suite.model_validate(raw)
+        suite = Suite.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            line = _line_of(Path(path), loc)
-            where = ".".join(map(str, loc)) or "(suite)"
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown key"
-            problems.append(f"{path}{f', line {line}' if line else ''}: {where}: {message}")
-        raise ConfigError("; ".join(problems)) from None
+        raise ConfigError("; ".join(_problems(Path(path), exc.errors(), ()))) from None
+    suite._source = Path(path)
+    _check_repeats(suite, Path(path))
+    _check_overrides(suite, Path(path))
+    return suite
+
+
+def _check_repeats(suite: Suite, path: Path) -> None:
+    """ConfigError at the second of two equal entries (a seed, space, data set, method with its
+    options, or option value): both would plan the same runs, which then report each other busy."""
+    from nasbench_harness.data import canonical_dataset
+
+    lists: list[tuple[tuple[Any, ...], list[Any]]] = [
+        (("seeds",), list(suite.seeds)),
+        (("spaces",), list(suite.spaces)),
+        (("datasets",), [canonical_dataset(d) for d in suite.datasets]),
+        (("methods",), [(m.name, sorted(m.options.items(), key=repr)) for m in suite.methods]),
+    ]
+    for i, grid in enumerate(suite.methods):
+        lists += [(("methods", i, "options", key), values) for key, values in grid.options.items()]
+    for loc, values in lists:
+        for j, value in enumerate(values):
+            if value in values[:j]:
+                shown = value[0] if loc == ("methods",) else value
+                raise ConfigError(
+                    f"{path}, line {_line_of(path, (*loc, j))}: {'.'.join(map(str, loc))}: {shown!r:.80} is listed "
+                    "twice (it would plan the same runs twice); list it once"
+                )
+
+
+def _problems(path: Path, errors: list[Any], prefix: tuple[Any, ...], fallback: int | None = None) -> list[str]:
+    """One ``file, line N: key: message`` per pydantic error (locations under ``prefix``)."""
+    problems = []
+    for err in errors:
+        loc = prefix + tuple(err["loc"])
+        line = _line_of(path, loc) or fallback
+        where = ".".join(map(str, loc)) or "(suite)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif err["type"] != "value_error":
+            message += f" (got {str(err.get('input'))[:80]})"
+        problems.append(f"{path}{f', line {line}' if line else ''}: {where}: {message}")
+    return problems
+
+
+def _check_overrides(suite: Suite, path: Path) -> None:
+    """Validate ``overrides`` under each variant as every run will see them; errors name the file,
+    the line of the bad key (in ``variants.<preset>`` or in ``overrides``) and the key."""
+    from nasbench_harness.config import SearchConfig, config_values, merge_overrides
+
+    for variant, space in itertools.product(suite.variants, suite.spaces):
+        dataset = suite.datasets[0] if space == "nb201" else "cifar10"
+        values = merge_overrides(suite.overrides, suite.variants[variant])
+        run = {"space": space, "dataset": dataset, "method": suite.methods[0].name, "seed": suite.seeds[0]}
+        try:
+            SearchConfig.model_validate(config_values(variant, merge_overrides(values, run)))
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                set_in = ("variants", variant) if _line_of(path, ("variants", variant, *loc), exact=True) else None
+                prefix = set_in or ("overrides",)
+                problems += _problems(path, [err], prefix, fallback=_line_of(path, prefix))
+            raise ConfigError("; ".join(problems)) from None
 
 
 def expand(suite: Suite, variant: str, root: str | os.PathLike[str] = "results") -> list[PlannedRun]:
@@ -156,24 +229,46 @@ def expand(suite: Suite, variant: str, root: str | os.PathLike[str] = "results")
     if variant not in suite.variants:
         raise ConfigError(f"suite {suite.name!r} has no variant {variant!r}; it has {', '.join(suite.variants)}")
     runs: list[PlannedRun] = []
-    for space, dataset, grid in itertools.product(suite.spaces, suite.datasets, suite.methods):
+    planned: set[str] = set()
+    for space, dataset, (index, grid) in itertools.product(suite.spaces, suite.datasets, enumerate(suite.methods)):
         if space != "nb201" and dataset != "cifar10":
             continue
         for options in grid.combinations():
-            make_method(grid.name, options).check_space(space)
+            try:
+                make_method(grid.name, options).check_space(space)
+            except ConfigError as exc:
+                raise ConfigError(f"{_where(suite, ('methods', index))}{exc}") from None
             for seed in suite.seeds:
                 values = merge_overrides(suite.overrides, suite.variants[variant])
                 run = {"space": space, "dataset": dataset, "method": grid.name, "seed": seed}
                 values = merge_overrides(values, run)
                 values["method_options"] = {**values.get("method_options", {}), **options}
-                config = build_config(variant, values)
+                try:
+                    config = build_config(variant, values)
+                except ConfigError as exc:
+                    raise ConfigError(f"{_where(suite, ('overrides',))}{exc}") from None
                 label = grid.name + (f"-{_options_label(options)}" if options else "")
                 path = Path(root) / suite.name / variant / space / config.dataset / label / f"seed-{seed}"
                 run_id = f"{suite.name}/{variant}/{space}/{config.dataset}/{label}/seed-{seed}"
+                if run_id in planned:  # e.g. option values whose labels coincide ("a/b" and "a_b")
+                    raise ConfigError(
+                        f"{_where(suite, ('methods', index))}methods.{index}: plans the run {run_id} a second "
+                        "time (two entries give it the same directory); list each run once"
+                    )
+                planned.add(run_id)
                 runs.append(PlannedRun(run_id, config, path))
     if not runs:
         raise ConfigError(f"suite {suite.name!r} expands to no runs (NB-1Shot1 spaces take cifar10 only)")
     return runs
+
+
+def _where(suite: Suite, loc: tuple[Any, ...]) -> str:
+    """``file, line N: `` of ``loc`` in the suite's file (``suite NAME: `` when not read from one)."""
+    source = suite._source
+    if source is None:
+        return f"suite {suite.name}: "
+    line = _line_of(source, loc)
+    return f"{source}{f', line {line}' if line else ''}: "
 
 
 def _options_label(options: dict[str, Any]) -> str:
@@ -182,8 +277,9 @@ def _options_label(options: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", text)
 
 
-def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at ``loc`` (the deepest existing one), or None."""
+def _line_of(path: Path, loc: tuple[Any, ...], exact: bool = False) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (the deepest existing one; with ``exact``, None
+    unless all of ``loc`` exists), or None."""
     import yaml
 
     try:
@@ -195,11 +291,11 @@ def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
         if isinstance(node, yaml.MappingNode):
             match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
             if match is None:
-                break
+                return None if exact else line
             line, node = match[0].start_mark.line + 1, match[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
-            break
+            return None if exact else line
     return line

@@ -47,17 +47,25 @@ class Figure:
     note: str | None = None
 
 
-def build_report(paths: Sequence[str | os.PathLike[str]], title: str | None = None, baseline: str | None = None) -> str:
+def build_report(
+    paths: Sequence[str | os.PathLike[str]],
+    title: str | None = None,
+    baseline: str | None = None,
+    skip_damaged: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> str:
     """The HTML of a report on the runs found under ``paths`` (run directories or folders of them).
 
     ``baseline`` (a method name) adds a comparison section: every other method against it, per
-    (space, dataset), on the final test accuracy, with the verdicts of ``nbh compare``.
+    (space, dataset), on the final test accuracy, with the verdicts of ``nbh compare``. A damaged
+    run stops the report (``RunDirError``), or with ``skip_damaged`` is left out, passed to
+    ``warn`` and listed in the report (summary and coverage notes).
     """
     from jinja2 import Environment, select_autoescape
 
     from nasbench_harness.analysis.runs import load_runs
 
-    loaded = load_runs([Path(p) for p in paths])
+    loaded = load_runs([Path(p) for p in paths], skip_damaged=skip_damaged, warn=warn)
     runs, epochs = loaded.runs, loaded.epochs
     if runs.empty:
         raise ReportError(f"no runs found under {', '.join(map(str, paths))}; give run directories or folders of them")
@@ -72,10 +80,10 @@ def build_report(paths: Sequence[str | os.PathLike[str]], title: str | None = No
     run_rows = _run_rows(runs)
     return template.render(
         title=title or "nasbench-harness report",
-        summary=_summary(runs),
+        summary=_summary(runs, len(loaded.skipped)),
         figures=figures,
         results_html=_results_table(searches),
-        coverage=_coverage(searches, search_epochs),
+        coverage=_skipped_notes(loaded.skipped) + _coverage(searches, search_epochs),
         runs=run_rows,
         comparisons=_comparisons(loaded, baseline) if baseline else None,
         baseline=baseline,
@@ -83,18 +91,39 @@ def build_report(paths: Sequence[str | os.PathLike[str]], title: str | None = No
     )
 
 
+REPORT_FILE = "report.html"
+"""The file name a report gets when ``out`` is a directory."""
+
+
 def write_report(
     paths: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     title: str | None = None,
     baseline: str | None = None,
+    skip_damaged: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
-    """Build the report and write it atomically to ``out``; returns the path."""
+    """Build the report and write it atomically to ``out`` (an existing directory: to
+    ``out/report.html``); returns the path. ``skip_damaged``, ``warn``: as in :func:`build_report`."""
     from nasbench_harness.tracking import atomic_write_bytes
+    from nasbench_harness.tracking.atomic import storage_error
 
     target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target, build_report(paths, title, baseline).encode("utf-8"))
+    if target.is_dir():
+        target = target / REPORT_FILE
+    for part in target.parents:
+        if part.is_dir():
+            break
+        if part.exists():
+            raise ReportError(f"-o/--out {target} lies under {part}, which is a file; give a path in a directory")
+    if target.is_dir():
+        raise ReportError(f"{target} is a directory; give -o a file path (or a directory without {REPORT_FILE} in it)")
+    html = build_report(paths, title, baseline, skip_damaged, warn)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, target.parent) from None
+    atomic_write_bytes(target, html.encode("utf-8"))
     return target
 
 
@@ -112,15 +141,19 @@ def _figure(name: str, func: str, caption: str, frame: Any) -> Figure:
     return Figure(name, caption, svg[svg.index("<svg") :])
 
 
-def _summary(runs: Any) -> dict[str, Any]:
+def _summary(runs: Any, n_skipped: int = 0) -> dict[str, Any]:
     counts = runs.groupby(["space", "dataset", "method"], dropna=False).agg(
         runs=("path", "size"), seeds=("seed", "nunique"), finished=("status", lambda s: int((s == "finished").sum()))
     )
-    return {
-        "n_runs": len(runs),
-        "statuses": runs["status"].value_counts().to_dict(),
-        "table": counts.reset_index().to_dict("records"),
-    }
+    statuses = runs["status"].value_counts().to_dict()
+    if n_skipped:
+        statuses["damaged, left out (see Coverage)"] = n_skipped
+    return {"n_runs": len(runs), "statuses": statuses, "table": counts.reset_index().to_dict("records")}
+
+
+def _skipped_notes(skipped: Sequence[tuple[str, str]]) -> list[str]:
+    """One note per damaged run left out of the report (``--skip-damaged``)."""
+    return [f"Left out (damaged): {path}: {reason}" for path, reason in skipped]
 
 
 def _results_table(searches: Any) -> str:

@@ -36,6 +36,7 @@ from typing import Any
 
 from nasbench_harness.errors import GenotypeError
 from nasbench_harness.spaces.nb101 import CONV1X1, INPUT, OPS, OUTPUT, Matrix, NB101Spec, graph_hash
+from nasbench_harness.spaces.nb201 import echo
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +83,13 @@ SPACES: dict[int, SearchSpace] = {
     3: SearchSpace(3, (1, 1, 1, 2, 2, 2), 363_648, 0.05338543653488159, 0.04847759008407593),
 }
 
-_NODE_RE = re.compile(r"([a-z0-9-]+)((?:~\d+)+)")
+_NODE_RE = re.compile(r"([a-z0-9-]+)((?:~[0-9]{1,3})+)")  # ASCII digits only: int() would read '٣' as 3
 
 
 def get_space(number: int) -> SearchSpace:
     """The NB-1Shot1 space ``number`` (1, 2 or 3)."""
     if number not in SPACES:
-        raise GenotypeError(f"NB-1Shot1 has search spaces 1, 2 and 3, not {number!r}")
+        raise GenotypeError(f"NB-1Shot1 has search spaces 1, 2 and 3, not {echo(number)}")
     return SPACES[number]
 
 
@@ -109,10 +110,12 @@ class NB1Shot1Genotype:
         space = get_space(self.space)
         n = space.num_choice_blocks
         if not isinstance(self.ops, tuple) or len(self.ops) != n:
-            raise GenotypeError(f"space {self.space} has {n} choice blocks, so {n} ops; got {self.ops!r}")
+            raise GenotypeError(f"space {self.space} has {n} choice blocks, so {n} ops; got {echo(self.ops)}")
         for node, op in enumerate(self.ops, 1):
             if op not in OPS:
-                raise GenotypeError(f"space {self.space}, node {node}: unknown op {op!r}; choose from {', '.join(OPS)}")
+                raise GenotypeError(
+                    f"space {self.space}, node {node}: unknown op {echo(op)}; choose from {', '.join(OPS)}"
+                )
         if not isinstance(self.parents, tuple) or len(self.parents) != n + 1:
             raise GenotypeError(f"space {self.space} needs parents for nodes 1..{n} and the output ({n + 1} tuples)")
         for node, parents in enumerate(self.parents, 1):
@@ -122,7 +125,7 @@ class NB1Shot1Genotype:
                 allowed = " ".join("~".join(map(str, c)) for c in choices)
                 raise GenotypeError(
                     f"space {self.space}: {what} takes {space.num_parents[node - 1]} parent(s) among nodes "
-                    f"0..{node - 1} in ascending order; got {parents!r}; allowed: {allowed}"
+                    f"0..{node - 1} in ascending order; got {echo(parents)}; allowed: {allowed}"
                 )
 
     @classmethod
@@ -136,7 +139,9 @@ class NB1Shot1Genotype:
         for group in groups[1:-1]:
             match = _NODE_RE.fullmatch(group)
             if match is None:
-                raise GenotypeError(_form_error(space, text, f"group {group!r} is not op~parent[~parent...]"))
+                digits = " (parent numbers are written with the digits 0-9)" if _foreign_digits(group) else ""
+                problem = f"group {echo(group, 40)} is not op~parent[~parent...]{digits}"
+                raise GenotypeError(_form_error(space, text, problem))
             ops.append(match[1])
             parents.append(tuple(int(p) for p in match[2][1:].split("~")))
         if ops[-1] != OUTPUT:
@@ -231,4 +236,8 @@ def _form_error(space: int, text: object, problem: str) -> str:
     example = NB1Shot1Genotype(
         space, (OPS[0],) * s.num_choice_blocks, tuple(s.parent_choices(n)[0] for n in range(1, s.output_node + 1))
     )
-    return f"malformed NB-1Shot1 space-{space} genotype {text!r}: {problem}; expected e.g. {example}"
+    return f"malformed NB-1Shot1 space-{space} genotype {echo(text, 120)}: {problem}; expected e.g. {example}"
+
+
+def _foreign_digits(text: str) -> bool:
+    return any(c.isdigit() and not c.isascii() for c in text)

@@ -177,7 +177,7 @@ def _as_array(space: int, name: str, value: object, shape: Shape, meaning: str) 
     except (TypeError, ValueError, RuntimeError) as exc:
         raise GenotypeError(
             f"space {space}: {name!r} must be a numeric numpy array of shape {shape} ({meaning}); "
-            f"could not convert {type(value).__name__} ({exc}); pass tensors as .detach().cpu().numpy()"
+            f"could not convert {type(value).__name__} ({str(exc)[:80]}); pass tensors as .detach().cpu().numpy()"
         ) from None
     if arr.shape != shape:
         raise GenotypeError(f"space {space}: {name!r} has shape {arr.shape}; expected {shape} ({meaning})")

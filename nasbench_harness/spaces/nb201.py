@@ -39,6 +39,20 @@ _ARCH_RE = re.compile(
     rf"\|({_OP_ALT})~0\|\+\|({_OP_ALT})~0\|({_OP_ALT})~1\|\+\|({_OP_ALT})~0\|({_OP_ALT})~1\|({_OP_ALT})~2\|"
 )
 _TOKEN_RE = re.compile(r"([^|~+]*)~([^|~+]*)")
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_NUMBER_RE = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
+ECHO_LIMIT = 80
+"""Characters of a user's input an error message repeats."""
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to about ``limit`` characters (a pasted file or a
+    119 KB string is named by its start and its length, not repeated)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[: limit - 3]}...{size}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +90,7 @@ class NB201Genotype:
         ):
             raise GenotypeError(
                 f"an NB201 genotype needs {NUM_EDGES} op indices in 0..{NUM_OPS - 1} "
-                f"(a tuple of ints), got {ops!r}; op indices mean {dict(enumerate(OPS))}"
+                f"(a tuple of ints), got {echo(ops)}; op indices mean {dict(enumerate(OPS))}"
             )
 
     # -- construction -------------------------------------------------------------------------
@@ -86,13 +100,38 @@ class NB201Genotype:
         return _parse(arch)
 
     @classmethod
+    def parse(cls, text: str) -> NB201Genotype:
+        """An arch string, or an official index written in ASCII digits (``"11472"``); an index
+        out of range, a number that is not a whole one, or non-ASCII digits get their own message."""
+        if not isinstance(text, str):
+            return _parse(text)
+        number = text if len(text) <= 24 else f"{text[:21]}... ({len(text)} characters)"  # ASCII when used
+        if _INT_RE.fullmatch(text):
+            digits = text.lstrip("+-").lstrip("0") or "0"
+            if (text.startswith("-") and digits != "0") or len(digits) > len(str(NUM_CELLS)):
+                raise GenotypeError(f"NB201 index {number} is out of range 0..{NUM_CELLS - 1}")
+            return cls.from_index(int(text))
+        if _NUMBER_RE.fullmatch(text):
+            value = float(text)
+            if not value != value and not 0 <= value < NUM_CELLS:  # NaN is no index at all
+                raise GenotypeError(f"NB201 index {number} is out of range 0..{NUM_CELLS - 1}")
+            hint = f"; did you mean {int(value)}?" if value.is_integer() else ""
+            raise GenotypeError(f"an NB201 index is a whole number 0..{NUM_CELLS - 1} in digits, got {number}{hint}")
+        if any(c.isdigit() and not c.isascii() for c in text):
+            raise GenotypeError(
+                f"{echo(text)} holds non-ASCII digits; write an NB201 index with the digits 0-9, or give an arch "
+                f"string {ARCH_STRING_FORM}"
+            )
+        return _parse(text)
+
+    @classmethod
     def from_ops(cls, ops: Iterable[int | str]) -> NB201Genotype:
         """From six ops given as names (``"nor_conv_3x3"``) or indices, in arch-string order."""
         values = []
         for op in ops:
             if isinstance(op, str):
                 if op not in _OP_INDEX:
-                    raise GenotypeError(f"unknown NB201 op {op!r}; the ops are {', '.join(OPS)}")
+                    raise GenotypeError(f"unknown NB201 op {echo(op)}; the ops are {', '.join(OPS)}")
                 values.append(_OP_INDEX[op])
             else:
                 values.append(int(op) if isinstance(op, np.integer) else op)
@@ -108,8 +147,10 @@ class NB201Genotype:
     @classmethod
     def from_index(cls, index: int) -> NB201Genotype:
         """The cell at position ``index`` (0..15624) of the official benchmark."""
-        if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < NUM_CELLS:
-            raise GenotypeError(f"an NB201 architecture index is an integer in 0..{NUM_CELLS - 1}, got {index!r}")
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise GenotypeError(f"an NB201 architecture index is an integer in 0..{NUM_CELLS - 1}, got {echo(index)}")
+        if not 0 <= index < NUM_CELLS:
+            raise GenotypeError(f"NB201 index {index} is out of range 0..{NUM_CELLS - 1}")
         return _from_code(int(_index_to_code()[index]))
 
     # -- views --------------------------------------------------------------------------------
@@ -200,12 +241,12 @@ def _explain_bad_string(arch: str) -> str:
         else:
             unknown = [t.group(1) for t in tokens if t is not None and t.group(1) not in _OP_INDEX]
             if unknown:
-                problem = f"unknown op {unknown[0]!r}"
+                problem = f"unknown op {echo(unknown[0])}"
             elif [len([t for t in n.strip("|").split("|") if t]) for n in nodes] != [1, 2, 3]:
                 problem = "node groups must hold 1, 2 and 3 edges"
             else:
                 problem = "input node numbers must run ~0, ~0 ~1, ~0 ~1 ~2"
-    return f"malformed NB201 arch string {arch!r}: {problem}; {expected}"
+    return f"malformed NB201 arch string {echo(arch)}: {problem}; {expected}"
 
 
 @cache

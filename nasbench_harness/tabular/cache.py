@@ -9,7 +9,11 @@
 - ``keys.npy`` (only benchmarks whose rows are found by a key, such as NB101's module hash):
   the sorted row keys as fixed-width bytes, searched with ``np.searchsorted``.
 - ``meta.json``: the sidecar. Source path, size and sha256, importer and version, schema
-  version, the meaning and coverage of every metric, checksums of the two files above.
+  version, the meaning and coverage of every metric, sha256 of the files above, and a
+  ``checksum`` of the sidecar itself.
+
+Every read checks the sidecar's checksum and the sha256 of the arrays it loads, so a cache
+damaged after the import is refused with the command that rebuilds it, never read as numbers.
 
 A cache is built in a hidden temporary directory and swapped in under a file lock, so a
 failed or killed import leaves the previous cache (or none) and never a half-written one.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -26,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -41,6 +46,11 @@ SIDECAR_FILE = "meta.json"
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(phase, done, total)`` during long work (phase: "read", "hash", "spaces")."""
+
+
+class DamagedParquet(Exception):
+    """A Parquet file that cannot be read, or whose values disagree with its own footer; the
+    message is a short clause naming what was wrong (callers add the file and what to do)."""
 
 
 @dataclass
@@ -86,6 +96,105 @@ def sha256_file(path: Path, progress: Callable[[int, int], None] | None = None, 
     return digest.hexdigest()
 
 
+def read_parquet_verified(path: Path) -> Any:
+    """The ``pyarrow.Table`` in the Parquet file ``path``, checked against the file itself.
+
+    Page CRCs are verified where the writer stored them, and every column chunk's decoded values
+    must match the min, max and null count its footer records: a damaged page (a bit flip the
+    compression did not notice) is an error instead of silently wrong numbers. Raises
+    :class:`DamagedParquet` for an unreadable, truncated or inconsistent file.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(path, page_checksum_verification=True)
+        table = file.read()
+        metadata = file.metadata
+    except (pa.ArrowException, OSError, EOFError, MemoryError, ValueError, IndexError, KeyError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise DamagedParquet(f"not a readable Parquet file ({first[:200]})") from None
+    try:
+        _check_statistics(table, metadata)
+    except (pa.ArrowException, ValueError, KeyError, IndexError, EOFError) as exc:  # an undecodable footer
+        raise DamagedParquet(f"its footer is damaged ({type(exc).__name__}: {str(exc)[:120]})") from None
+    return table
+
+
+def _check_statistics(table: Any, metadata: Any) -> None:
+    """:class:`DamagedParquet` when the columns disagree with the Arrow schema pyarrow stored beside
+    them (names, types), or a column chunk's values with its footer statistics."""
+    import base64
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    stored = (metadata.metadata or {}).get(b"ARROW:schema")
+    if stored is not None:
+        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(stored)))
+        for field in schema:
+            found = table.schema.field(field.name) if field.name in table.column_names else None
+            if found is None or _kind(found.type) != _kind(field.type):
+                raise DamagedParquet(
+                    f"its footer and the Arrow schema stored in it disagree on column {field.name!r:.40} "
+                    f"({'missing' if found is None else found.type} vs {field.type})"
+                )
+    start = 0
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for j in range(row_group.num_columns):
+            chunk = row_group.column(j)
+            name = chunk.path_in_schema
+            if chunk.physical_type != metadata.schema.column(j).physical_type:
+                # pyarrow aborts the process on reading the statistics of such a chunk
+                raise DamagedParquet(f"the footer gives column {name!r} two different types")
+            stats = chunk.statistics
+            if stats is None or name not in table.column_names:
+                continue
+            values = table.column(name).slice(start, row_group.num_rows)
+            where = f"column {name!r}, rows {start}..{start + row_group.num_rows - 1}"
+            if stats.has_null_count and values.null_count != stats.null_count:
+                raise DamagedParquet(
+                    f"{where} hold {values.null_count} nulls but the file's footer records {stats.null_count}"
+                )
+            kind = values.type
+            comparable = any(
+                test(kind)
+                for test in (pa.types.is_integer, pa.types.is_floating, pa.types.is_string, pa.types.is_large_string)
+            )
+            if not (stats.has_min_max and comparable and len(values) > values.null_count):
+                continue
+            found = pc.min_max(values).as_py()
+            if not (_same(found["min"], stats.min) and _same(found["max"], stats.max)):
+                raise DamagedParquet(
+                    f"{where} range from {found['min']!r:.40} to {found['max']!r:.40} but the file's footer "
+                    f"records {stats.min!r:.40} to {stats.max!r:.40}"
+                )
+        start += row_group.num_rows
+
+
+def _kind(kind: Any) -> str:
+    """A column type's family: what a reader may turn it into (a dictionary reads as its values,
+    a large string as a string) keeps the family; a string read as bytes does not."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        return _kind(kind.value_type)
+    families = {
+        "str": (pa.types.is_string, pa.types.is_large_string),
+        "bytes": (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary),
+        "int": (pa.types.is_integer,),
+        "float": (pa.types.is_floating,),
+        "bool": (pa.types.is_boolean,),
+        "time": (pa.types.is_temporal,),
+    }
+    return next((name for name, tests in families.items() if any(test(kind) for test in tests)), str(kind))
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(a == b or (a != a and b != b))  # NaN equals NaN here
+
+
 def write_cache(cache_dir: Path, imported: ImportedTable, source_sha256: str) -> Path:
     """Write ``imported`` as ``<cache_dir>/<benchmark>/`` atomically; return that directory."""
     import pyarrow as pa
@@ -110,8 +219,9 @@ def write_cache(cache_dir: Path, imported: ImportedTable, source_sha256: str) ->
             np.save(tmp / MATRIX_FILE, matrix)
             if imported.keys is not None:
                 np.save(tmp / KEYS_FILE, imported.keys)
-            pq.write_table(table, tmp / TABLE_FILE)
+            pq.write_table(table, tmp / TABLE_FILE, write_page_checksum=True)
             sidecar = _sidecar(imported, keys, matrix, source_sha256, tmp)
+            sidecar["checksum"] = _sidecar_checksum(sidecar)
             (tmp / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=1))
             _swap_in(tmp, final)
         except BaseException:
@@ -121,61 +231,103 @@ def write_cache(cache_dir: Path, imported: ImportedTable, source_sha256: str) ->
 
 
 def read_sidecar(path: Path, benchmark: str) -> dict[str, Any]:
-    """The sidecar of the cache at ``path``, checked for the schema this package reads."""
+    """The sidecar of the cache at ``path``, checked for the schema this package reads and
+    against the checksum it carries (caches written before the checksum existed have none)."""
+    file = Path(path) / SIDECAR_FILE
     rebuild = f"rebuild it with `nbh data import {benchmark} SOURCE`"
     try:
-        sidecar = json.loads((Path(path) / SIDECAR_FILE).read_text())
+        sidecar = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CacheError(f"the {benchmark} cache at {path} has no {SIDECAR_FILE}; {rebuild}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CacheError(
-            f"the {benchmark} cache sidecar {Path(path) / SIDECAR_FILE} is damaged ({exc}); {rebuild}"
-        ) from None
+    except OSError as exc:
+        raise CacheError(f"cannot read {file} ({exc.strerror or exc}); check its permissions, or {rebuild}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CacheError(f"the {benchmark} cache sidecar {file} is damaged ({str(exc)[:120]}); {rebuild}") from None
     if not isinstance(sidecar, dict) or sidecar.get("benchmark") != benchmark:
-        raise CacheError(f"{Path(path) / SIDECAR_FILE} is not a {benchmark} cache sidecar; {rebuild}")
+        raise CacheError(f"{file} is not a {benchmark} cache sidecar; {rebuild}")
+    source = sidecar.get("source")
+    if isinstance(source, dict) and isinstance(source.get("path"), str):
+        rebuild = f"rebuild it with `nbh data import {benchmark} {source['path']}`"
     version = sidecar.get("schema_version")
     if version != SCHEMA_VERSION:
-        source = sidecar.get("source", {}).get("path", "SOURCE")
         raise CacheError(
-            f"the {benchmark} cache at {path} was written with cache schema version {version}, but this "
-            f"nasbench-harness ({__version__}) reads version {SCHEMA_VERSION}; rebuild it with "
-            f"`nbh data import {benchmark} {source}`"
+            f"the {benchmark} cache at {path} was written with cache schema version {version!r:.20}, but this "
+            f"nasbench-harness ({__version__}) reads version {SCHEMA_VERSION}; {rebuild}"
         )
+    recorded = sidecar.get("checksum")
+    if recorded is not None and recorded != _sidecar_checksum(sidecar):
+        raise CacheError(
+            f"the {benchmark} cache sidecar {file} does not match the checksum it carries: it was changed or "
+            f"damaged after the import; {rebuild}"
+        )
+    problem = _sidecar_problem(sidecar)
+    if problem:
+        raise CacheError(f"the {benchmark} cache sidecar {file} is damaged ({problem}); {rebuild}")
     return sidecar
 
 
 def load_matrix(path: Path, sidecar: dict[str, Any]) -> np.ndarray:
-    """The metric matrix of a cache, checked against the shape its sidecar records."""
-    benchmark = sidecar["benchmark"]
+    """The metric matrix of a cache, checked against the shape and the checksum its sidecar records."""
     expected = (len(sidecar["metrics"]), sidecar["rows"]["count"])
-    try:
-        matrix = np.load(Path(path) / MATRIX_FILE, allow_pickle=False)
-    except (OSError, ValueError, EOFError):  # missing, truncated or not an .npy file
-        matrix = None
-    if matrix is None or matrix.shape != expected or matrix.dtype != np.float64:
-        source = sidecar.get("source", {}).get("path", "SOURCE")
-        raise CacheError(
-            f"the {benchmark} cache file {Path(path) / MATRIX_FILE} is missing, truncated or damaged "
-            f"(expected float64 of shape {expected}); rebuild it with `nbh data import {benchmark} {source}`"
-        )
+    matrix = _load_array(Path(path), MATRIX_FILE, sidecar, f"float64 of shape {expected}")
+    if matrix.shape != expected or matrix.dtype != np.float64:
+        _damaged(Path(path), MATRIX_FILE, sidecar, f"expected float64 of shape {expected}")
     matrix.setflags(write=False)
     return matrix
 
 
 def load_keys(path: Path, sidecar: dict[str, Any]) -> np.ndarray:
-    """The sorted row keys of a cache, checked against the row count its sidecar records."""
-    benchmark = sidecar["benchmark"]
-    try:
-        keys = np.load(Path(path) / KEYS_FILE, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        keys = None
-    if keys is None or keys.shape != (sidecar["rows"]["count"],) or keys.dtype.kind != "S":
-        source = sidecar.get("source", {}).get("path", "SOURCE")
-        raise CacheError(
-            f"the {benchmark} cache file {Path(path) / KEYS_FILE} is missing, truncated or damaged; "
-            f"rebuild it with `nbh data import {benchmark} {source}`"
-        )
+    """The sorted row keys of a cache, checked against the row count and checksum its sidecar records."""
+    keys = _load_array(Path(path), KEYS_FILE, sidecar, "fixed-width bytes")
+    if keys.shape != (sidecar["rows"]["count"],) or keys.dtype.kind != "S":
+        _damaged(Path(path), KEYS_FILE, sidecar, f"expected {sidecar['rows']['count']} fixed-width byte keys")
     return keys
+
+
+def _load_array(path: Path, name: str, sidecar: dict[str, Any], what: str) -> np.ndarray:
+    """The .npy file ``name`` of the cache, its bytes checked against the sidecar's sha256 (when recorded)."""
+    try:
+        data = (path / name).read_bytes()
+    except OSError:
+        _damaged(path, name, sidecar, f"expected {what}")
+    recorded = sidecar.get("files", {}).get(name, {}).get("sha256")
+    if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
+        _damaged(path, name, sidecar, "its sha256 differs from the one recorded at import")
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError, EOFError):  # truncated or not an .npy file
+        _damaged(path, name, sidecar, f"expected {what}")
+
+
+def _damaged(path: Path, name: str, sidecar: dict[str, Any], detail: str) -> NoReturn:
+    benchmark = sidecar["benchmark"]
+    source = sidecar.get("source", {}).get("path", "SOURCE")
+    raise CacheError(
+        f"the {benchmark} cache file {path / name} is missing, truncated or damaged ({detail}); "
+        f"rebuild it with `nbh data import {benchmark} {source}`"
+    )
+
+
+def _sidecar_checksum(sidecar: dict[str, Any]) -> str:
+    """sha256 of the sidecar's content without its ``checksum`` field (keys sorted)."""
+    body = {k: v for k, v in sidecar.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _sidecar_problem(sidecar: dict[str, Any]) -> str | None:
+    """What is missing from a sidecar the readers need, or None."""
+    rows, metrics, files = sidecar.get("rows"), sidecar.get("metrics"), sidecar.get("files", {})
+    if not isinstance(rows, dict) or type(rows.get("count")) is not int or rows["count"] < 0:
+        return "no row count"
+    if not isinstance(metrics, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("key"), str) and type(m.get("cells")) is int for m in metrics
+    ):
+        return "the metric list is not a list of {key, cells, ...} entries"
+    if len({m["key"] for m in metrics}) != len(metrics):
+        return "a metric is listed twice"
+    if not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values()):
+        return "the file checksums are not a mapping"
+    return None
 
 
 def _common_length(imported: ImportedTable) -> int:

@@ -9,6 +9,7 @@ each NB-1Shot1 space are marked, so coverage per space is known without recomput
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections import defaultdict
@@ -22,7 +23,7 @@ from nasbench_harness.spaces.nb1shot1 import SPACES, reachable_hashes
 from nasbench_harness.spaces.nb101 import NB101Spec
 from nasbench_harness.tabular.cache import ImportedTable, Progress, sha256_file, write_cache
 from nasbench_harness.tabular.nb101_metrics import EPOCHS, POINTS, QUANTITIES, NB101Metric
-from nasbench_harness.tabular.nb101_records import parse_record
+from nasbench_harness.tabular.nb101_records import NB101Record, parse_record
 from nasbench_harness.tabular.tfrecord import read_records
 
 BENCHMARK = "nb101"
@@ -102,13 +103,20 @@ def _read_cells(path: Path, progress: Progress | None) -> dict[str, _Cell]:
             raise SourceFileError(
                 f"{where}: {len(rec.evaluations)} evaluations; NB101 records hold 3 (start, halfway, final)"
             )
+        _check_values(rec, where)
         ops = ",".join(rec.ops)
         cell = cells.get(rec.module_hash)
         if cell is None or (cell.adjacency, cell.ops) != (rec.adjacency, ops):  # repeats usually repeat the spec
             try:
-                NB101Spec.from_strings(rec.adjacency, rec.ops).validate()
+                spec = NB101Spec.from_strings(rec.adjacency, rec.ops)
+                spec.validate()
             except GenotypeError as exc:
-                raise SourceFileError(f"{where}: {exc}") from None
+                raise SourceFileError(f"{where}: {exc}; {_REDO}") from None
+            if spec.module_hash() != rec.module_hash:
+                raise SourceFileError(
+                    f"{where}: the record's module hash {rec.module_hash} is not the hash of its graph "
+                    f"({spec.module_hash()}), so its numbers would be filed under another cell; {_REDO}"
+                )
         if cell is None:
             cell = cells[rec.module_hash] = _Cell(rec.adjacency, ops, rec.trainable_parameters)
         cell.runs[rec.epochs].append(rec.evaluations)
@@ -117,6 +125,27 @@ def _read_cells(path: Path, progress: Progress | None) -> dict[str, _Cell]:
     if progress is not None:
         progress("read", size, size)
     return cells
+
+
+_REDO = "the file is damaged or was not written as NB101 writes it; download it again"
+_LIMITS = {
+    "train_accuracy": (0.0, 1.0, "accuracies are fractions 0..1"),
+    "validation_accuracy": (0.0, 1.0, "accuracies are fractions 0..1"),
+    "test_accuracy": (0.0, 1.0, "accuracies are fractions 0..1"),
+    "training_time": (0.0, 1e8, "training times are in s, >= 0 and below 1e8 (3 years)"),
+}
+
+
+def _check_values(rec: NB101Record, where: str) -> None:
+    """SourceFileError naming the first number of ``rec`` that no NB101 run can have (NaN: not set)."""
+    if rec.trainable_parameters is not None and rec.trainable_parameters < 0:
+        raise SourceFileError(f"{where}: trainable_parameters is {rec.trainable_parameters}, below 0; {_REDO}")
+    for point, position in _POINT_INDEX.items():
+        evaluation = rec.evaluations[position]
+        for quantity, (low, high, rule) in _LIMITS.items():
+            value = getattr(evaluation, quantity)
+            if not (math.isnan(value) or low <= value <= high):
+                raise SourceFileError(f"{where}: {point} {quantity} is {value!r}; {rule}; {_REDO}")
 
 
 def _metric_columns(hashes: list[str], cells: dict[str, _Cell]) -> dict[NB101Metric, np.ndarray]:

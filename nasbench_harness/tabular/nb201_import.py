@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nasbench_harness.errors import ConfigError, GenotypeError, SourceFileError, UnknownMetricError
-from nasbench_harness.spaces.nb201 import NUM_CELLS, NB201Genotype
+from nasbench_harness.spaces.nb201 import NUM_CELLS, NB201Genotype, echo
 from nasbench_harness.tabular.cache import ImportedTable, Progress, sha256_file, write_cache
 from nasbench_harness.tabular.nb201_columns import BENCHMARK, ROW_KEY, identity_columns, sorted_metrics
 from nasbench_harness.tabular.nb201_metrics import MetricKey
@@ -139,8 +139,11 @@ def read_table(path: Path, mapping: TableMapping) -> ImportedTable:
         try:
             values = values.astype(np.float64)
         except (TypeError, ValueError):
-            raise SourceFileError(f"{path}: column {column} ({key}) is not numeric") from None
-        _check_range(path, column, key, values)
+            raise SourceFileError(
+                f"{path}: column {column} ({key}) is not numeric{_first_text(values)}; map a numeric column "
+                f"to it (--mapping), or {_REDO}"
+            ) from None
+        _check_values(path, column, key, values, rows)
         full = np.full(NUM_CELLS, np.nan)
         full[rows] = values
         metrics[key] = full
@@ -182,16 +185,19 @@ def _metric_dict(data: Any, origin: str, what: str) -> dict[MetricKey, str]:
 def _read_arrow(path: Path) -> Any:
     import pyarrow as pa
     import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
+
+    from nasbench_harness.tabular.cache import DamagedParquet, read_parquet_verified
 
     kind = "Parquet" if path.name.lower().endswith(".parquet") else "CSV"
     try:
-        return pq.read_table(path) if kind == "Parquet" else pacsv.read_csv(path)
-    except (pa.ArrowException, OSError, EOFError) as exc:
-        raise SourceFileError(
-            f"cannot read {path} as {kind} ({str(exc).splitlines()[0]}); the file is truncated, "
-            "damaged or of another format; download it again or export the table anew"
-        ) from None
+        return read_parquet_verified(path) if kind == "Parquet" else pacsv.read_csv(path)
+    except DamagedParquet as exc:
+        problem = str(exc)
+    except (pa.ArrowException, OSError, EOFError, MemoryError, ValueError) as exc:
+        problem = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    raise SourceFileError(
+        f"cannot read {path} as {kind}: {problem}; the file is truncated, damaged or of another format; {_REDO}"
+    )
 
 
 def _row_indices(path: Path, table: Any, mapping: TableMapping) -> np.ndarray:
@@ -230,15 +236,55 @@ def _row_indices(path: Path, table: Any, mapping: TableMapping) -> np.ndarray:
     return rows
 
 
-def _check_range(path: Path, column: str, key: MetricKey, values: np.ndarray) -> None:
-    finite = values[np.isfinite(values)]
-    if np.isinf(values).any():
-        raise SourceFileError(f"{path}: column {column} ({key}) holds infinite values")
-    if key.quantity != "accuracy" or finite.size == 0:
-        return
-    if finite.min() < 0 or finite.max() > 100:
-        raise SourceFileError(f"{path}: column {column} ({key}) has accuracies outside 0..100 %")
-    if finite.max() <= 1.0:
+_REDO = "download the table again, or export it anew"
+_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "accuracy": (0.0, 100.0, "accuracies in %"),
+    "loss": (0.0, 1e4, "cross-entropy losses"),
+    "time": (0.0, 1e8, "times in s"),
+    "params": (0.0, 1e5, "parameter counts in millions"),
+    "flops": (0.0, 1e7, "FLOPs in millions"),
+    "latency": (0.0, 1e4, "latencies in s"),
+    "n_seeds": (0.0, 1e3, "whole seed counts"),
+    "seed": (0.0, 2.0**32, "whole seed numbers"),
+}
+"""Per quantity: the lowest and highest plausible value, and what the values are."""
+_WHOLE = frozenset({"n_seeds", "seed"})
+
+
+def _first_text(values: np.ndarray) -> str:
+    """Where a column that should be numbers first holds something else: `` (row 3 holds 'n/a')``."""
+    for i, value in enumerate(values):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return f" (row {i} holds {echo(value, 40)})"
+    return ""
+
+
+def _check_values(path: Path, column: str, key: MetricKey, values: np.ndarray, rows: np.ndarray) -> None:
+    """SourceFileError naming the first value of ``column`` that ``key``'s quantity cannot take
+    (NaN is a missing value), or when the column holds no value at all."""
+    known = ~np.isnan(values)
+    if not known.any():
+        raise SourceFileError(
+            f"{path}: column {column} ({key}) holds no values (every row is empty or NaN); leave the metric "
+            f"out of the column mapping (--mapping), or {_REDO}"
+        )
+    low, high, what = _BOUNDS[key.quantity]
+    outside = ~((values >= low) & (values <= high)) & known
+    zeroed = np.where(known, values, 0.0)
+    fractional = known & (np.floor(zeroed) != zeroed) if key.quantity in _WHOLE else np.zeros_like(known)
+    for bad, rule in ((outside, f"outside {low:g}..{high:g} for {what}"), (fractional, f"not one of {what}")):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            cell = NB201Genotype.from_index(int(rows[i]))
+            raise SourceFileError(
+                f"{path}: column {column} ({key}) holds {float(values[i])!r} in row {i} (cell #{cell.index} "
+                f"{cell}), {rule}; {int(bad.sum())} value(s) of the column are. The table is damaged or was "
+                f"exported wrongly: {_REDO}"
+            )
+    finite = values[known]
+    if key.quantity == "accuracy" and finite.max() <= 1.0:
         raise SourceFileError(
             f"{path}: column {column} ({key}) looks like fractions (max {finite.max():.4f}); NB201 "
             "accuracies are in %, multiply the column by 100 before importing"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,8 +112,10 @@ def _open_api(path: Path, trust_pickle: bool) -> Any:
             return NASBench201API(str(path), verbose=False)
     except pickle.UnpicklingError as exc:
         if "weights_only" in str(exc) or "Weights only" in str(exc):
+            named = re.search(r"GLOBAL ([\w.]{1,80})", str(exc))
             raise SourceFileError(
-                f"{path} holds objects that torch's safe loader refuses to unpickle. If the file comes from "
+                f"{path} holds objects that torch's safe loader refuses to unpickle"
+                f"{f' ({named.group(1)})' if named else ''}; it was not unpickled. If the file comes from "
                 "the official NAS-Bench-201 release, re-run with --trust-pickle (unpickling runs code from "
                 "the file, so only do this for files you trust)"
             ) from None
@@ -147,18 +150,22 @@ def _check_meta_archs(path: Path, meta_archs: list[str]) -> None:
 
 @contextmanager
 def _weights_only_off(enabled: bool):  # type: ignore[no-untyped-def]
-    """Let the official API's ``torch.load`` unpickle everything, for trusted files only."""
+    """Let the official API's ``torch.load`` unpickle everything, for trusted files only; otherwise
+    force torch's weights-only loader, even when the environment asks torch to skip it
+    (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` set in the shell is not a --trust-pickle)."""
+    on, off = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
     if not enabled:
-        yield
-        return
-    previous = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
-    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+        on, off = off, on
+    previous = {name: os.environ.get(name) for name in (on, off)}
+    os.environ[on] = "1"
+    os.environ.pop(off, None)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.*")
+        with warnings.catch_warnings():  # torch warns about the variable and about old pickle protocols
+            warnings.simplefilter("ignore")
             yield
     finally:
-        if previous is None:
-            os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-        else:
-            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -7,7 +7,9 @@ Column order is first-seen order. pyarrow is imported only when a table is built
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasbench_harness.errors import ConfigError, RunDirError
@@ -114,7 +116,38 @@ class ColumnStore:
             store.kinds[field.name] = kind
             store.columns[field.name] = table.column(field.name).to_pylist()
         store.n_rows = table.num_rows
+        epochs = store.columns.get("epoch")
+        kind = store.kinds.get("epoch")
+        if epochs and (kind != "int" or any(e is None or e < 0 for e in epochs)):
+            holds = f"{kind or 'null'} values" if kind != "int" else "missing or negative epochs"
+            raise RunDirError(
+                f"{source} has an 'epoch' column of {holds}, where a run directory numbers its epochs with "
+                f"ints >= 0; {DAMAGED_FIX}"
+            )
         return store
+
+
+DAMAGED_FIX = (
+    "it is written atomically, so it was damaged or changed outside the harness; restore it from a copy, "
+    "or rerun the run in a new directory"
+)
+"""What to do about a damaged run-directory table (the default advice of :func:`read_table_file`)."""
+
+
+def read_table_file(file: str | os.PathLike[str], fix: str = DAMAGED_FIX) -> pa.Table:
+    """The table in the run-directory Parquet file ``file`` (``trajectory.parquet``, ``alphas.parquet``).
+
+    Read-only and checked: page CRCs where written, and every column's values against the min,
+    max and null count the file's footer records. A truncated, corrupted or foreign file is a
+    :class:`RunDirError` naming the file, what was wrong and ``fix`` (what the user can do).
+    """
+    from nasbench_harness.tabular.cache import DamagedParquet, read_parquet_verified
+
+    path = Path(file)
+    try:
+        return read_parquet_verified(path)
+    except DamagedParquet as exc:
+        raise RunDirError(f"{path}: {exc}; {fix}") from None
 
 
 def _normalise(value: Any, key: str, what: str) -> tuple[Any, str | None]:

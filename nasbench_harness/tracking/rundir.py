@@ -10,11 +10,14 @@
 ``alphas.parquet``
     Long form, one row per (epoch, edge, op, ...) as the caller gives them.
 ``checkpoint.pt``
-    The latest resumable state (``torch.save`` of the caller's dict plus ``epoch``).
+    The latest resumable state (``torch.save`` of the caller's dict plus ``epoch``): tensors and
+    plain containers only, loaded with ``torch.load(weights_only=True)`` (``tracking/checkpoint.py``).
 
 Every file is replaced atomically. :meth:`RunDir.commit_epoch` writes trajectory, alphas,
 checkpoint, then manifest; so the checkpoint's epoch is the truth, and
-:meth:`RunDir.resume_state` drops trajectory/alpha rows written after it.
+:meth:`RunDir.resume_state` drops trajectory/alpha rows written after it: the rows of the one
+epoch that was being committed. More rows than that ahead of the checkpoint, or fewer rows than it
+claims, mean the directory was changed outside the harness; resuming then stops and says so.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasbench_harness.errors import ConfigError, RunDirError
-from nasbench_harness.tracking.atomic import atomic_write, atomic_write_json, remove_stale_temps
-from nasbench_harness.tracking.columns import KINDS, ColumnStore
+from nasbench_harness.tracking.atomic import atomic_write, atomic_write_json, remove_stale_temps, storage_error
+from nasbench_harness.tracking.checkpoint import load_checkpoint_file, serialize_checkpoint
+from nasbench_harness.tracking.columns import KINDS, ColumnStore, read_table_file
 from nasbench_harness.tracking.configdiff import describe_config_diff
 from nasbench_harness.tracking.manifest import (
     MANIFEST_FILE,
@@ -94,7 +98,12 @@ class RunDir:
                 f"move those files away or give the new run an empty directory"
             )
         record = new_manifest(manifest, utc_now())
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise RunDirError(f"{self.path} is a file, not a directory; give the run a directory") from None
+        except OSError as exc:
+            raise storage_error(exc, self.path) from None
         remove_stale_temps(self.path)
         self._write_manifest(record)
         self._trajectory, self._alphas = ColumnStore("trajectory row"), ColumnStore("alpha row")
@@ -156,6 +165,7 @@ class RunDir:
         if not isinstance(checkpoint, Mapping):
             raise ConfigError(f"commit_epoch() checkpoint must be a dict, got {type(checkpoint).__name__}")
         checkpoint = dict(_with_epoch(checkpoint, epoch, "checkpoint"))
+        serialized = serialize_checkpoint(checkpoint)  # before any file: ConfigError for a value it cannot hold
 
         saved = trajectory.snapshot(), alphas.snapshot()
         try:
@@ -165,7 +175,7 @@ class RunDir:
             # manifest's sync at the end makes the epoch durable (resume repairs a stale manifest).
             _write_parquet(self.path / TRAJECTORY_FILE, trajectory.to_table(), self.durable, sync_dir=False)
             _write_parquet(self.path / ALPHAS_FILE, alphas.to_table(), self.durable)
-            _save_checkpoint(self.path / CHECKPOINT_FILE, checkpoint, self.durable)
+            _save_checkpoint(self.path / CHECKPOINT_FILE, serialized, self.durable)
         except BaseException:
             trajectory.restore(saved[0])
             alphas.restore(saved[1])
@@ -197,29 +207,19 @@ class RunDir:
         return self._stores()[0].rows()
 
     def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any] | None:
-        """The latest checkpoint (None if no epoch was committed), loaded with ``torch.load``.
+        """The latest checkpoint (None if no epoch was committed), loaded with
+        ``torch.load(weights_only=True)``: tensors and plain containers only, nothing in the file runs.
 
-        It is unpickled with ``weights_only=False`` (optimizer states and Python objects need it),
-        which can run code stored in the file: load only checkpoints this harness wrote.
+        ``RunDirError`` naming the file (and the class or function it names, if any) when it is
+        damaged, holds anything else, or is not a dict with an int ``epoch``.
         """
         file = self.path / CHECKPOINT_FILE
         if not file.is_file():
             return None
-        import torch
-
-        try:
-            checkpoint = torch.load(file, map_location=map_location, weights_only=False)
-        except Exception as exc:  # torch.load raises many kinds for truncated or foreign files
-            raise RunDirError(
-                f"{file} cannot be loaded ({type(exc).__name__}: {exc}); it is written atomically, so it was "
-                f"damaged or replaced outside the harness; delete it to restart the run from scratch"
-            ) from None
+        checkpoint = load_checkpoint_file(file, map_location, self._restart_hint())
         epoch = checkpoint.get("epoch") if isinstance(checkpoint, dict) else None
         if isinstance(epoch, bool) or not isinstance(epoch, int):
-            raise RunDirError(
-                f"{file} is not a run checkpoint (a dict with an int 'epoch'); "
-                f"delete it to restart the run from scratch"
-            )
+            raise RunDirError(f"{file} is not a run checkpoint (a dict with an int 'epoch'); {self._restart_hint()}")
         return checkpoint
 
     def resume_state(self, map_location: Any = "cpu") -> ResumeState:
@@ -242,13 +242,19 @@ class RunDir:
         def kept(row: dict[str, Any]) -> bool:
             return last is not None and row["epoch"] is not None and row["epoch"] <= last
 
+        # Checked before anything is rewritten: a refused resume leaves every file as it was.
+        recorded = manifest.get("last_epoch")  # written after the checkpoint: never ahead of it
+        if isinstance(recorded, int) and not isinstance(recorded, bool) and (last is None or recorded > last):
+            self._check_ahead([recorded], last, MANIFEST_FILE)
+        for store, file in ((trajectory, TRAJECTORY_FILE), (alphas, ALPHAS_FILE)):
+            self._check_ahead(store.columns["epoch"] if store.n_rows else [], last, file)
+        if last is not None:
+            self._check_complete([e for e in trajectory.columns.get("epoch", []) if e is not None and e <= last], last)
         dropped = trajectory.keep_rows(kept)
         if dropped:
             _write_parquet(self.path / TRAJECTORY_FILE, trajectory.to_table(), self.durable)
         if alphas.keep_rows(kept):
             _write_parquet(self.path / ALPHAS_FILE, alphas.to_table(), self.durable)
-        if last is not None:
-            self._check_complete(trajectory.columns["epoch"] if trajectory.n_rows else [], last)
 
         counts = {"epochs_completed": trajectory.n_rows, "last_epoch": last}
         if any(manifest.get(k) != v for k, v in counts.items()):
@@ -264,8 +270,31 @@ class RunDir:
         holds = "is missing" if not file.exists() else f"holds epochs {_ranges(epochs) or 'none'}"
         raise RunDirError(
             f"{file} {holds}, but {self.path / CHECKPOINT_FILE} says epoch {last} is complete (rows up to it "
-            f"must be present, without gaps); the directory was changed outside the harness. Restore the file, "
-            f"or delete {CHECKPOINT_FILE} to restart this run from scratch, or start it in a new directory"
+            f"must be present, without gaps); the directory was changed outside the harness. Restore the file; "
+            f"{self._restart_hint()}"
+        )
+
+    def _check_ahead(self, epochs: list[Any], last: int | None, name: str) -> None:
+        """Rows after the checkpoint may only be those of the one epoch being committed when the run
+        stopped (``last + 1``), and the manifest records none; more mean the checkpoint was removed
+        or replaced by an older one."""
+        ahead = sorted({e for e in epochs if e is None or last is None or e > last}, key=lambda e: (e is None, e))
+        if not ahead or (name != MANIFEST_FILE and len(ahead) == 1 and (last is None or ahead[0] == last + 1)):
+            return
+        file, checkpoint = self.path / name, self.path / CHECKPOINT_FILE
+        says = f"says epoch {last} is the last complete one" if last is not None else "is missing"
+        shown = (_ranges([e for e in ahead if e is not None]) + (", null" if None in ahead else "")).removeprefix(", ")
+        holds = f"records epoch {shown} as complete" if name == MANIFEST_FILE else f"holds epochs {shown}"
+        raise RunDirError(
+            f"{file} {holds}, but {checkpoint} {says}; only the epoch being "
+            f"written when a run stops can be ahead of its checkpoint, so the checkpoint was removed or replaced "
+            f"outside the harness. Restore the newer {CHECKPOINT_FILE}; {self._restart_hint()}"
+        )
+
+    def _restart_hint(self) -> str:
+        """What to do instead of resuming: the user decides whether the epochs recorded here are lost."""
+        return (
+            f"to restart the run from scratch (losing its recorded epochs), delete {self.path} or use a new directory"
         )
 
     def _stores(self) -> tuple[ColumnStore, ColumnStore]:
@@ -298,8 +327,6 @@ def read_alphas(path: str | os.PathLike[str]) -> pa.Table:
 
 
 def _read_parquet(path: str | os.PathLike[str], name: str) -> pa.Table:
-    import pyarrow.parquet as pq
-
     file = Path(path)
     if file.is_dir() or file.suffix != ".parquet":
         file = file / name
@@ -307,13 +334,7 @@ def _read_parquet(path: str | os.PathLike[str], name: str) -> pa.Table:
         raise RunDirError(
             f"no {file.name} at {file.parent}: the run has completed no epoch yet, or this is not a run directory"
         )
-    try:
-        return pq.read_table(file)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise RunDirError(
-            f"{file} is not a readable Parquet file ({exc}); it is written atomically, so it was damaged "
-            f"outside the harness; restore it, or rerun the run in a new directory"
-        ) from None
+    return read_table_file(file)  # checked: page CRCs, footer statistics; RunDirError naming the file
 
 
 def _load_store(file: Path, what: str) -> ColumnStore:
@@ -326,14 +347,14 @@ def _write_parquet(file: Path, table: pa.Table, fsync: bool, sync_dir: bool = Tr
     import pyarrow.parquet as pq
 
     with atomic_write(file, fsync=fsync, sync_dir=sync_dir) as f:
-        pq.write_table(table, f)
+        pq.write_table(table, f, write_page_checksum=True)  # read_table_file verifies them
 
 
-def _save_checkpoint(file: Path, checkpoint: dict[str, Any], fsync: bool) -> None:
-    import torch
-
+def _save_checkpoint(file: Path, serialized: bytes, fsync: bool) -> None:
+    # Serialised in memory first (serialize_checkpoint): torch.save would turn a failed write (a full
+    # disk) into a RuntimeError.
     with atomic_write(file, fsync=fsync, sync_dir=False) as f:
-        torch.save(checkpoint, f)
+        f.write(serialized)
 
 
 def _with_epoch(row: Mapping[str, Any], epoch: int, what: str) -> dict[str, Any]:

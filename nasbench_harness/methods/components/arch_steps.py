@@ -111,9 +111,18 @@ def _virtual_step(state: SearchState, train: Batch, params: list[torch.Tensor], 
 
 
 def _apply(state: SearchState, grad: torch.Tensor) -> None:
+    """One optimiser step of the alphas along ``grad``; a ``TrainingError`` (from
+    :func:`~nasbench_harness.methods.engine.loop.diverged`) when the gradient is not finite (the
+    weights or the loss diverged before) or the step left the alphas non-finite (its learning rate)."""
+    from nasbench_harness.methods.engine.loop import diverged
+
+    if not bool(torch.isfinite(grad).all()):
+        raise diverged(state, "the architecture gradient became non-finite")
     state.a_optim.zero_grad(set_to_none=True)
     state.alphas.grad = grad.detach()
     state.a_optim.step()
+    if not bool(torch.isfinite(state.alphas.detach()).all()):
+        raise diverged(state, "the architecture step left the alphas non-finite", arch_step=True)
 
 
 class TrainLossStep(ArchStep):
@@ -128,7 +137,5 @@ class TrainLossStep(ArchStep):
     def step(self, state: SearchState, train: Batch, valid: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         loss, logits = state.loss(train, state.mixing(), "arch")
         (grad,) = torch.autograd.grad(loss, [state.alphas])
-        state.a_optim.zero_grad(set_to_none=True)
-        state.alphas.grad = grad.detach()
-        state.a_optim.step()
+        _apply(state, grad)
         return loss.detach(), logits.detach()

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from nasbench_harness.errors import TrainingError
 from nasbench_harness.methods.components.hessian import eval_mode, frozen_bn_stats
 from nasbench_harness.methods.engine.adapters import SearchSpaceAdapter
 from nasbench_harness.methods.engine.options import Options, parse_options
@@ -97,6 +98,8 @@ class SearchState:
     arch_batch: Batch | None = None
     eval_batches: Callable[[], Iterable[Batch]] | None = None
     eigenvalue: Callable[[Batch, float], float] | None = None
+    _term_flags: dict[tuple[int, str], tuple[torch.Tensor, str]] = field(default_factory=dict, init=False, repr=False)
+    """Per (component, phase): whether its extra terms were finite since :meth:`check_terms` (GPU runs)."""
 
     def mixing(self, alphas: torch.Tensor | None = None, phase: Phase = "arch") -> torch.Tensor:
         """The mixing weights the supernet sees for ``alphas`` (default: the current ones) in ``phase``."""
@@ -128,15 +131,52 @@ class SearchState:
         return self.net(x, weights, **options)
 
     def loss(self, batch: Batch, weights: torch.Tensor, phase: Phase) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cross-entropy + the components' extra terms for ``phase``, logits)."""
+        """(cross-entropy + the components' extra terms for ``phase``, logits).
+
+        Every extra term must be a finite 0-dim tensor; a component breaking that fails the run
+        with a :class:`TrainingError` naming it. On the CPU the check is immediate; on a GPU each
+        term's finiteness is kept as a device-side flag (no host sync per call), read in one go
+        by :meth:`check_terms`, which the loop calls where it already reads the step's loss.
+        """
         x, y = batch
         logits = self.forward(x, weights, phase)
         loss = F.cross_entropy(logits, y)
         for component in self.method.all_components:
             extra = component.extra_loss(self, phase, weights)
             if extra is not None:
+                self._check_term(component, extra, phase)
                 loss = loss + extra
         return loss, logits
+
+    def check_terms(self) -> None:
+        """Raise the :class:`TrainingError` of the first component whose extra loss term was not
+        finite since the last call (GPU runs; on the CPU :meth:`loss` raises at once). One host
+        read of all the flags; nothing to read when no term is pending."""
+        pending, self._term_flags = self._term_flags, {}
+        if not pending:
+            return
+        finite = torch.stack([flag for flag, _ in pending.values()]).tolist()
+        for ok, (_, phase), (_, label) in zip(finite, pending, pending.values(), strict=True):
+            if not ok:
+                where = f"in epoch {self.epoch}, at or before step {self.step + 1}"
+                raise TrainingError(_nonfinite_term(label, phase, "inf or nan", where))
+
+    def _check_term(self, component: Component, extra: Any, phase: Phase) -> None:
+        if not isinstance(extra, torch.Tensor) or extra.dim() != 0:
+            raise TrainingError(
+                f"{component_label(component)}.extra_loss returned {extra!r:.80} for the {phase} loss; it must return "
+                "a 0-dim tensor (or None to add nothing). The run stops here and keeps the epochs already written"
+            )
+        if extra.device.type == "cpu":  # reading a CPU tensor costs no device sync
+            if not bool(torch.isfinite(extra)):
+                where = f"in epoch {self.epoch}, step {self.step + 1}"
+                raise TrainingError(_nonfinite_term(component_label(component), phase, float(extra.detach()), where))
+            return
+        key = (id(component), phase)
+        flag = torch.isfinite(extra.detach())
+        if key in self._term_flags:
+            flag = flag & self._term_flags[key][0]
+        self._term_flags[key] = (flag, component_label(component))
 
     @torch.no_grad()
     def evaluate(
@@ -197,6 +237,21 @@ class SearchState:
     def progress(self) -> float:
         """Fraction of the schedule done at the start of this epoch: (epoch - 1) / (epochs - 1), in [0, 1]."""
         return 0.0 if self.epochs <= 1 else min(1.0, max(0.0, (self.epoch - 1) / (self.epochs - 1)))
+
+
+def component_label(component: Any) -> str:
+    """How errors name ``component``: its plugin reference and class when it was named as a
+    plugin (``plugin my_reg.py:MyReg``), else its class name."""
+    ref = getattr(type(component), "plugin_ref", None)
+    return f"plugin {ref}" if ref else type(component).__name__
+
+
+def _nonfinite_term(label: str, phase: Phase, value: Any, where: str) -> str:
+    return (
+        f"{label} added a non-finite term ({value}) to the {phase} loss {where}; the run stops here and keeps "
+        "the epochs already written. Fix the component (nasbench_harness.testing.check_regularizer tests a "
+        "regularizer's contract), lower its weight, or run without it"
+    )
 
 
 class Component:

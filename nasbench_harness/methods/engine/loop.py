@@ -30,7 +30,7 @@ from nasbench_harness.data.loader import BatchLoader
 from nasbench_harness.errors import TrainingError
 from nasbench_harness.methods.components.hessian import dominant_eigenvalue, frozen_bn_stats
 from nasbench_harness.methods.engine.adapters import get_search_space
-from nasbench_harness.methods.engine.base import Batch, Method, Rollback, SearchState, Stop
+from nasbench_harness.methods.engine.base import Batch, Component, Method, Rollback, SearchState, Stop
 from nasbench_harness.tracking import RunDir
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -56,6 +56,13 @@ def build_loaders(config: SearchConfig, data: SearchData, device: torch.device) 
     transform for both halves; RobustDARTS, SmoothDARTS and NB-1Shot1 do the same). The
     end-of-epoch evaluation and the fixed eigenvalue batch stay unaugmented.
     """
+    if config.batch_size > len(data.train):
+        from nasbench_harness.errors import ConfigError
+
+        raise ConfigError(  # one batch of the whole split would hide the typo until memory runs out
+            f"batch_size {config.batch_size} is more than the {len(data.train)} search-train images; "
+            f"use 2..{len(data.train)} (or more images: data.train_size)"
+        )
     common = {"mean": data.mean, "std": data.std, "device": device, "channels_last": config.model.channels_last}
     train = BatchLoader(
         data.train, batch_size=config.batch_size, shuffle=True, augment=config.data.augment, seed=config.seed, **common
@@ -338,16 +345,40 @@ def weight_step(state: SearchState, batch: Batch) -> tuple[torch.Tensor, torch.T
     state.w_optim.zero_grad(set_to_none=True)
     loss, logits = state.loss(batch, weights, "weights")
     if not torch.isfinite(loss):
-        raise TrainingError(
-            f"the weight-step loss became {float(loss.detach())} in epoch {state.epoch}, step {state.step + 1}; "
-            "the run stops here and keeps the epochs already written. Lower the learning rate "
-            "(--set optim.lr=...) or enable gradient clipping (--set optim.grad_clip=5)"
-        )
+        raise diverged(state, f"the weight-step loss became {float(loss.detach())}")
     loss.backward()
     if state.grad_clip:
         torch.nn.utils.clip_grad_norm_(state.net.parameters(), state.grad_clip)
     state.w_optim.step()
     return loss.detach(), logits.detach()
+
+
+def diverged(state: SearchState, what: str, arch_step: bool = False) -> TrainingError:
+    """The error of a search whose numbers stopped being finite: ``what`` happened in which epoch
+    and step, and what to change (:func:`divergence_advice`)."""
+    return TrainingError(
+        f"{what} in epoch {state.epoch}, step {state.step + 1}; the run stops here and keeps the epochs "
+        f"already written. {divergence_advice(state, arch_step)}"
+    )
+
+
+def divergence_advice(state: SearchState, arch_step: bool = False) -> str:
+    """What to change after a non-finite value, from the run's own settings: the alphas' learning
+    rate when they diverged (``arch_step``: their own update did), else the weights' (gradient
+    clipping only when it is off), and the weight of any extra loss term."""
+    extra = sorted(
+        {type(c).__name__ for c in state.method.all_components if type(c).extra_loss is not Component.extra_loss}
+    )
+    terms = f", or the weight of the extra loss terms ({', '.join(extra)[:80]})" if extra else ""
+    if arch_step or not bool(torch.isfinite(state.alphas.detach()).all()):
+        lr = state.a_optim.param_groups[0]["lr"]
+        return f"The alphas diverged: lower their learning rate (--set arch_optim.lr=..., now {lr:g}){terms}"
+    lr = state.w_optim.param_groups[0]["lr"]
+    clip = (
+        f"Gradient clipping is already on (optim.grad_clip={state.grad_clip:g}): lower" if state.grad_clip else "Lower"
+    )
+    advice = f"{clip} the learning rate (--set optim.lr=..., now {lr:g})"
+    return advice + ("" if state.grad_clip else " or enable gradient clipping (--set optim.grad_clip=5)") + terms
 
 
 def _repeat(loader: BatchLoader, epoch: int) -> Iterator[Batch]:

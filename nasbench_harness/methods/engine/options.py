@@ -17,7 +17,7 @@ class Options(BaseModel):
     first and last value, say).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # inf/nan: an error naming the key
     ordered: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @model_validator(mode="after")

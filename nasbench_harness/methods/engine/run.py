@@ -1,21 +1,40 @@
-"""Start or resume a search run in a directory: provenance, status, and errors kept on disk."""
+"""Start or resume a search run in a directory: provenance, status, and errors kept on disk.
+
+A run is trained under an exclusive lock, ``<run dir>.lock`` (the one a sweep takes, too): a
+second command on the same directory fails at once naming the process that holds it. The OS
+releases the lock when that process dies, however it dies. While a run trains, SIGTERM and SIGHUP
+(where their default action would kill the process unrecorded; not in a sweep's worker processes)
+end it as Ctrl-C does: the run is marked ``failed`` with an "interrupted ..." message (a sweep
+resumes it), its epochs are kept, and ``nbh`` exits with 128 + the signal's number.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nasbench_harness.config import SearchConfig
+from nasbench_harness.config import SearchConfig, check_threads
 from nasbench_harness.data import SearchData, load_search_data
-from nasbench_harness.errors import RunDirError
+from nasbench_harness.errors import NbhError, RunDirError, StorageError, Terminated
 from nasbench_harness.methods.engine.loop import Progress, Search, resolve_device
 from nasbench_harness.registry import build_method
 from nasbench_harness.spaces.catalog import open_benchmark
 from nasbench_harness.tracking import RunDir, describe_config_diff, git_commit, utc_now, versions
+from nasbench_harness.tracking.atomic import check_output_dir, storage_error
+
+LOCK_SUFFIX = ".lock"
+RESUME_HINT = "continue with `nbh search ... --resume`"
+_LOCK_TAG = "nbh-run-lock"
 
 
 @dataclass(frozen=True)
@@ -53,7 +72,22 @@ def run_search(
     ``data``/``bench`` replace the data set and the space's table found in ``data_dir`` (for tests).
     The table is read from the cache in ``cache_dir`` (default: ``$NBH_CACHE_DIR``, else the user cache).
     """
-    run_dir = RunDir(out)
+    run_dir = RunDir(check_output_dir(out, "--out"))
+    with claim_run_dir(run_dir.path), _signals_as_interrupts():
+        return _run_locked(config, run_dir, device, data_dir, cache_dir, resume, data, bench, progress)
+
+
+def _run_locked(
+    config: SearchConfig,
+    run_dir: RunDir,
+    device: str,
+    data_dir: str | os.PathLike[str] | None,
+    cache_dir: str | os.PathLike[str] | None,
+    resume: bool,
+    data: SearchData | None,
+    bench: Any,
+    progress: Progress | None,
+) -> RunResult:
     config_dict = config.to_dict()
     existing = run_dir.exists
     if existing:
@@ -65,7 +99,7 @@ def run_search(
     method, plugins = build_method(config)
     torch_device = resolve_device(device)
     if config.threads:
-        torch.set_num_threads(config.threads)
+        torch.set_num_threads(check_threads(config.threads))  # never an absurd count: ConfigError naming the limit
     bench = bench or open_benchmark(config.space, data_dir, cache_dir)
     data = data or load_search_data(
         config.dataset,
@@ -95,10 +129,18 @@ def run_search(
     try:
         stop = search.run(done=resumed_from or 0, schedule_done=schedule_done or 0)
     except KeyboardInterrupt:
-        run_dir.set_status("failed", "interrupted by the user; continue with `nbh search ... --resume`")
+        _record_failure(run_dir, f"interrupted by the user; {RESUME_HINT}")
         raise
+    except Terminated as exc:
+        _record_failure(run_dir, f"interrupted by signal {exc.name}; {RESUME_HINT}")
+        exc.detail = f"{run_dir.path} keeps its {_epochs_done(run_dir)} complete epoch(s); {RESUME_HINT}"
+        raise
+    except StorageError as exc:
+        _record_failure(run_dir, f"{type(exc).__name__}: {exc}")
+        then = f"{RESUME_HINT} ({run_dir.path} keeps its {_epochs_done(run_dir)} complete epoch(s))"
+        raise StorageError(exc.path, exc.cause, exc.fix, then) from None
     except Exception as exc:
-        run_dir.set_status("failed", f"{type(exc).__name__}: {exc}")
+        _record_failure(run_dir, f"{type(exc).__name__}: {exc}")
         raise
     if stop:
         run_dir.update_manifest(stopped_early=stop.reason, result_epoch=stop.result_epoch)
@@ -136,3 +178,105 @@ def _manifest(config: dict[str, Any], data: SearchData, bench: Any, device: torc
             "cache": str(bench.path),
         },
     }
+
+
+def run_lock(path: str | os.PathLike[str]) -> Any:
+    """The lock a run directory trains under: a ``filelock.FileLock`` on ``<path>.lock``, one
+    instance per path in a process (so a sweep holding it can call :func:`run_search`)."""
+    from filelock import FileLock
+
+    return FileLock(str(path) + LOCK_SUFFIX, is_singleton=True)
+
+
+@contextlib.contextmanager
+def claim_run_dir(path: Path) -> Iterator[None]:
+    """Hold the run's lock for the block; ``RunDirError`` at once when another process holds it."""
+    from filelock import Timeout
+
+    lock_file = Path(str(path) + LOCK_SUFFIX)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = run_lock(path)
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunDirError(
+            f"{path} is being trained by another process ({_holder(lock_file)}); wait for it or choose another --out"
+        ) from None
+    except OSError as exc:
+        raise storage_error(exc, lock_file) from None
+    try:
+        _write_holder(lock_file)
+        yield
+    finally:
+        if getattr(lock, "lock_counter", 1) <= 1:
+            _write_holder(lock_file, clear=True)
+        lock.release()
+
+
+def _write_holder(lock_file: Path, clear: bool = False) -> None:
+    """Record (or clear) who holds the lock, in the lock file itself; only over an empty file or a
+    record of ours (a lock library's own marker is left alone). Best effort: it only informs."""
+    record = {_LOCK_TAG: 1, "pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}
+    with contextlib.suppress(OSError, ValueError), open(lock_file, "r+", encoding="utf-8") as f:
+        text = f.read()
+        if text and _LOCK_TAG not in text:
+            return
+        f.seek(0)
+        f.truncate()
+        if not clear:
+            f.write(json.dumps(record))
+
+
+def _holder(lock_file: Path) -> str:
+    """``pid N, since T`` (``on host H`` when another machine) from the lock file, if recorded."""
+    try:
+        record = json.loads(lock_file.read_text(encoding="utf-8"))
+        pid, host, since = record["pid"], record["host"], record["since"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return "its pid is not recorded"
+    where = "" if host == socket.gethostname() else f" on host {str(host)[:60]}"
+    return f"pid {pid}{where}, since {since}"
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Terminated` while the block runs, where their default
+    action (killing the process unrecorded) is in force, in the main thread of a process that is no
+    sweep's worker (a killed worker is the sweep's to report); handlers restored after."""
+    import multiprocessing
+
+    if threading.current_thread() is not threading.main_thread() or multiprocessing.parent_process() is not None:
+        yield
+        return
+    fired = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal fired
+        if not fired:  # one exception; a second signal must not abort recording the first
+            fired = True
+            raise Terminated(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _record_failure(run_dir: RunDir, message: str) -> None:
+    """Mark the run failed with ``message``; where even that cannot be written (a full disk), the
+    manifest keeps "running", which resumes the same way."""
+    with contextlib.suppress(NbhError):
+        run_dir.set_status("failed", message)
+
+
+def _epochs_done(run_dir: RunDir) -> int | str:
+    try:
+        return int(run_dir.read_manifest()["epochs_completed"])
+    except (NbhError, KeyError, TypeError, ValueError):
+        return "last"
