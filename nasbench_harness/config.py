@@ -30,6 +30,8 @@ class _Strict(BaseModel):
 
 MAX_EPOCHS = 10_000
 """More epochs than any search needs (DARTS searches 50): a larger value is taken for a typo."""
+MAX_PLUGIN_TIMEOUT_S = 86_400.0
+"""Longest time limit for one plugin call (a day); a longer one is no limit in practice."""
 MAX_CHANNELS = 128
 """Widest supernet accepted (the papers search with 16): the NB201 supernet's weights grow as
 channels^2 x cells (stages of C, 2C and 4C channels), so 128 channels with 16 cells per stage
@@ -163,6 +165,14 @@ class SearchConfig(_Strict):
         None, ge=1, description="CPU threads for torch (None: all cores; at most the CPUs of the machine it runs on)"
     )
     plugins: list[PluginSpec] = Field(default_factory=list)
+    plugin_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_PLUGIN_TIMEOUT_S,
+        allow_inf_nan=False,
+        description="seconds one call of a plugin's hook may take before the run fails naming the plugin "
+        "(None: the plugin class's own timeout_s, else no limit; main thread on POSIX only)",
+    )
 
     @field_validator("space")
     @classmethod

@@ -108,7 +108,7 @@ def build_method(config: Any) -> tuple[Method, list[dict[str, Any]]]:
         weight = spec.weight if isinstance(spec.weight, float) else spec.weight.model_dump()
         if not issubclass(cls, Regularizer) and weight != 1.0:
             raise ConfigError(f"{spec.ref} is a {cls.__mro__[1].__name__}, not a regularizer: it takes no weight")
-        guarded = guard_plugin(cls, spec.ref, getattr(spec, "timeout_s", None) or getattr(cls, "timeout_s", None))
+        guarded = guard_plugin(cls, spec.ref, config.plugin_timeout_s or getattr(cls, "timeout_s", None))
         args = (weight, spec.params) if issubclass(cls, Regularizer) else (spec.params,)
         try:
             component = guarded(*args)
@@ -151,7 +151,8 @@ def load_plugin(ref: str, base: type[Plugin] | None = None) -> type[Plugin]:
             found = [
                 n
                 for n, v in vars(module).items()
-                if inspect.isclass(v) and issubclass(v, Plugin)
+                if inspect.isclass(v)
+                and issubclass(v, Plugin)
                 and (v.__module__ == module.__name__ or n in getattr(module, "__all__", ()))
             ]
             raise ConfigError(f"{where} has no {attr!r}; plugin classes defined there: {', '.join(found) or 'none'}")
@@ -335,5 +336,5 @@ def _on_alarm(signum: int, frame: Any) -> None:
     if _DEADLINES:
         raise TrainingError(
             f"{_DEADLINES[-1][1]}; the run stops here and keeps the epochs already written. Fix the plugin, or "
-            "give it more time (its timeout_s)"
+            "give it more time (--set plugin_timeout_s=SECONDS, or the plugin class's timeout_s)"
         )

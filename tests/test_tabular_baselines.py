@@ -97,11 +97,11 @@ def test_mutate_rejects_other_objects() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"n": 0}, r"n must be an integer >= 1, got 0"),
-        ({"n": 2.5}, r"n must be an integer >= 1, got 2.5"),
-        ({"n": True}, r"n must be an integer >= 1, got True"),
+        ({"n": 0}, r"n must be an integer in 1..1000000, got 0"),
+        ({"n": 2.5}, r"n must be an integer in 1..1000000, got 2.5"),
+        ({"n": True}, r"n must be an integer in 1..1000000, got True"),
         ({"seed": -1}, r"seed must be an integer >= 0, got -1"),
-        ({"population": 1}, r"population must be an integer >= 2, got 1"),
+        ({"population": 1}, r"population must be an integer in 2..1000000, got 1"),
         ({"sample": 0}, r"sample must be an integer in 1..population \(10\), got 0"),
         ({"population": 4, "sample": 5}, r"sample must be an integer in 1..population \(4\), got 5"),
         ({"space": "nb101"}, r"unknown search space 'nb101'.*nb201, nb1shot1-1, nb1shot1-2, nb1shot1-3"),

@@ -52,6 +52,7 @@ import pandas as pd
 
 from nasbench_harness.analysis.aggregate import EIGEN_WINDOW, aggregate, mean_std_text, moving_average, summarize
 from nasbench_harness.errors import ConfigError, RunDirError
+from nasbench_harness.tracking.columns import read_table_file
 from nasbench_harness.tracking.configdiff import config_diff
 from nasbench_harness.tracking.manifest import MANIFEST_FILE, read_manifest_file
 from nasbench_harness.tracking.rundir import TRAJECTORY_FILE
@@ -272,12 +273,7 @@ def _read_epochs(path: Path) -> pd.DataFrame:
     file = path / TRAJECTORY_FILE
     if not file.is_file():
         return pd.DataFrame()
-    import pyarrow.parquet as pq
-
-    try:
-        frame = pq.read_table(file).to_pandas()
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{file} is not a readable Parquet file ({exc}); restore it or remove the run") from None
+    frame = read_table_file(file, fix="restore it or remove the run").to_pandas()
     return rename_legacy(frame)
 
 

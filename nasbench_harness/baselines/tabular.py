@@ -34,6 +34,8 @@ from nasbench_harness.tracking import MANIFEST_FILE, TRAJECTORY_FILE, RunDir, gi
 RANDOM_SEARCH, REGULARIZED_EVOLUTION = "random-search", "regularized-evolution"
 MAX_SKIPS_PER_EVALUATION = 100
 """A run gives up (NotInBenchmarkError) after this many skipped cells per requested evaluation."""
+MAX_EVALUATIONS = 1_000_000
+"""Most table queries a baseline may make (NB201 has 15,625 cells): a larger ``n`` is taken for a typo."""
 Genotype = NB201Genotype | NB1Shot1Genotype
 STRING_COLUMNS = ("method", "genotype", "parent", "incumbent")
 INT_COLUMNS = ("seed", "evaluation", "skipped_not_in_benchmark")
@@ -79,8 +81,7 @@ class _Problem:
 
 def random_search(bench: NB201Benchmark | NB101Benchmark, space: str, dataset: str, n: int, seed: int) -> TabularTrace:
     """Evaluate ``n`` distinct configurations drawn uniformly (numpy Generator seeded by ``seed``)."""
-    _check_int("n", n, 1)
-    _check_int("seed", seed, 0)
+    check_options(n, seed)
     problem = _problem(bench, space, dataset)
     log = _Log(problem, n)
     for genotype in problem.candidates(np.random.default_rng(seed)):
@@ -108,10 +109,7 @@ def regularized_evolution(
     child joins the population and the oldest member leaves. A child that the table lacks is
     skipped and the cycle is repeated.
     """
-    _check_int("n", n, 1)
-    _check_int("seed", seed, 0)
-    _check_int("population", population, 2)
-    _check_int("sample", sample, 1, population, f"an integer in 1..population ({population})")
+    check_options(n, seed, population, sample)
     problem = _problem(bench, space, dataset)
     rng = np.random.default_rng(seed)
     log = _Log(problem, n)
@@ -316,6 +314,16 @@ def problem_metrics(space: str, dataset: str) -> tuple[str, str]:
             )
         return str(VALID), str(TEST)
     return str(resolve_metric(canonical, "valid")), str(resolve_metric(canonical, "test"))
+
+
+def check_options(n: int, seed: int, population: int | None = None, sample: int | None = None) -> None:
+    """The baselines' integer options (``population`` and ``sample``: evolution's), checked before
+    any table is read: a :class:`ConfigError` naming the first bad one and what it may be."""
+    _check_int("n", n, 1, MAX_EVALUATIONS)
+    _check_int("seed", seed, 0)
+    if population is not None:
+        _check_int("population", population, 2, MAX_EVALUATIONS)
+        _check_int("sample", sample, 1, population, f"an integer in 1..population ({population})")
 
 
 def _check_int(name: str, value: object, low: int, high: int | None = None, allowed: str = "") -> None:

@@ -70,6 +70,8 @@ def baseline(
     run_dir = out or Path("results") / space_name / data_name / name / "table" / f"seed-{seed}"
     check_output_dir(run_dir, "--out")  # before any work: a file there is an error, not a traceback at the end
     tb.problem_metrics(space_name, data_name)  # a space/dataset mismatch is reported before any table is read
+    evolution = method is Baseline.regularized_evolution
+    tb.check_options(n, seed, population if evolution else None, sample if evolution else None)
     bench = open_benchmark(space_name, data_dir, cache_dir)
     if method is Baseline.random_search:
         trace = tb.random_search(bench, space_name, data_name, n, seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -94,8 +95,8 @@ def search(
     checkpoint.pt to the run directory (see results/README.md for every column).
     """
     from nasbench_harness.config import build_config, parse_overrides
-    from nasbench_harness.errors import RunDirError
-    from nasbench_harness.methods.engine.run import default_run_dir, run_search
+    from nasbench_harness.errors import RunDirError, Terminated
+    from nasbench_harness.methods.engine.run import RESUME_HINT, default_run_dir, epochs_done, run_search
     from nasbench_harness.tracking import RunDir
 
     values: dict[str, Any] = parse_overrides(overrides or [])
@@ -115,8 +116,15 @@ def search(
     run_dir = out or default_run_dir(config)
     if resume and not RunDir(run_dir).exists:
         raise RunDirError(f"--resume: {run_dir} holds no run to continue; drop --resume to start one")
-    with _SearchProgress(config.epochs, config.dataset) as progress:
-        result = run_search(config, run_dir, device=device, data_dir=data_dir, cache_dir=cache_dir, progress=progress)
+    try:
+        with _SearchProgress(config.epochs, config.dataset) as progress:
+            result = run_search(
+                config, run_dir, device=device, data_dir=data_dir, cache_dir=cache_dir, progress=progress
+            )
+    except KeyboardInterrupt:  # click would print "Aborted!" and exit 1: say what was kept, exit 130
+        kept = RunDir(run_dir)
+        detail = f"{run_dir} keeps its {epochs_done(kept)} complete epoch(s); " if kept.exists else ""
+        raise Terminated(signal.SIGINT, detail + RESUME_HINT) from None
     _summary(result, config)
 
 

@@ -257,7 +257,9 @@ def test_the_lock_is_reentrant_for_the_sweep_in_process(tmp_path: Path, syntheti
 
 
 # -- 2. signals ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["SIGTERM", "SIGHUP", "SIGINT (Ctrl-C)"]
+)
 def test_a_signal_marks_the_run_interrupted_and_it_resumes(
     tmp_path: Path, synthetic_data_dir: Path, cache_dir: Path, reference: list[dict], signum: signal.Signals
 ) -> None:
@@ -273,7 +275,8 @@ def test_a_signal_marks_the_run_interrupted_and_it_resumes(
     assert "nbh search ... --resume" in message
     recorded = manifest(out)
     assert recorded["status"] == "failed" and recorded["epochs_completed"] == 1
-    assert recorded["error"] == f"interrupted by signal {signum.name}; continue with `nbh search ... --resume`"
+    by = "the user" if signum == signal.SIGINT else f"signal {signum.name}"
+    assert recorded["error"] == f"interrupted by {by}; continue with `nbh search ... --resume`"
     assert {name: (out / name).read_bytes() for name in kept} == kept
     assert not list(out.glob(".*nbh-tmp"))
     code, text, err = finish(start(search_args(out, synthetic_data_dir, cache_dir, "--resume")))

@@ -193,6 +193,9 @@ def test_run_sweep_bounds_workers_times_threads(tmp_path: Path, workers: int, th
         ("data.image_size=100000", "data.image_size: Input should be less than or equal to 32 (got 100000)"),
         ("threads=0", "threads: Input should be greater than or equal to 1 (got 0)"),
         ("data.train_size=1", "data.train_size: Input should be greater than or equal to 2 (got 1)"),
+        ("plugin_timeout_s=0", "plugin_timeout_s: Input should be greater than 0 (got 0)"),
+        ("plugin_timeout_s=inf", "plugin_timeout_s: Input should be a finite number"),
+        ("plugin_timeout_s=1e9", "plugin_timeout_s: Input should be less than or equal to 86400"),
     ],
 )
 def test_bad_config_values_name_the_key_and_the_range(
@@ -233,6 +236,25 @@ def test_a_regularizer_weight_must_be_finite(
                            "--device", "cpu", "--out", str(tmp_path / "run"))  # fmt: skip
         assert "finite" in _one_line_error(code, err)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--n", "1000000000"], "n must be an integer in 1..1000000, got 1000000000"),
+        (["--n", "0"], "n must be an integer in 1..1000000, got 0"),
+        (["--method", "regularized-evolution", "--population", "10000000"], "population must be an integer in 2.."),
+        (["--seed", "-1"], "seed must be an integer >= 0, got -1"),
+    ],
+)
+def test_absurd_baseline_options_are_refused_before_any_table_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str], expected: str
+) -> None:
+    out = tmp_path / "run"
+    nothing = str(tmp_path / "nothing")
+    code, _, err = nbh(capsys, monkeypatch, "baseline", *args, "--data-dir", nothing, "--out", str(out))
+    assert expected in _one_line_error(code, err)
+    assert not out.exists()
 
 
 def test_a_batch_larger_than_the_training_split_is_refused(tmp_path: Path, synthetic_nb201: Any) -> None:

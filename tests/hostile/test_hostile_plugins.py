@@ -22,7 +22,7 @@ from test_cli import nbh
 from test_cli_search import TINY
 from tiny import tiny_search
 
-from nasbench_harness.errors import ConfigError, TrainingError
+from nasbench_harness.errors import ConfigError, RunDirError, TrainingError
 from nasbench_harness.tracking import read_trajectory
 
 RUN_FILES = ("trajectory.parquet", "alphas.parquet", "checkpoint.pt")
@@ -212,13 +212,19 @@ def test_a_plugin_failing_at_run_time_stops_the_run_naming_it_and_keeps_the_epoc
     assert manifest["epochs_completed"] == 1 and manifest["plugins"][0]["trust"].startswith("plugins are Python code")
 
 
-def test_a_hanging_plugin_fails_the_real_process_within_its_bound(tmp_path: Path, synthetic_data_dir: Path) -> None:
-    file = write_plugin(tmp_path, REGULARIZER.format(phases='"arch",', timeout=2.0, bad="time.sleep(10**6)"))
+@pytest.mark.parametrize("bound_by", ["class", "config"])
+def test_a_hanging_plugin_fails_the_real_process_within_its_bound(
+    bound_by: str, tmp_path: Path, synthetic_data_dir: Path
+) -> None:
+    """The bound comes from the plugin class's ``timeout_s`` or from the run's ``plugin_timeout_s``."""
+    timeout = 2.0 if bound_by == "class" else None
+    file = write_plugin(tmp_path, REGULARIZER.format(phases='"arch",', timeout=timeout, bad="time.sleep(10**6)"))
+    option = [] if bound_by == "class" else ["--set", "plugin_timeout_s=2"]
     out = tmp_path / "run"
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "nasbench_harness.cli.main", "search", "--epochs", "3", "--out", str(out),
-         "--data-dir", str(synthetic_data_dir), "--regularizer", f"{file}:Reg", *TINY],
+         "--data-dir", str(synthetic_data_dir), "--regularizer", f"{file}:Reg", *option, *TINY],
         capture_output=True, text=True, timeout=300, env={**os.environ, "NBH_CACHE_DIR": str(tmp_path / "cache")},
     )  # fmt: skip
     elapsed = time.monotonic() - started
@@ -235,3 +241,21 @@ def test_a_plugin_within_its_bound_runs_to_the_end(tmp_path: Path, synthetic_nb2
     import signal
 
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0) and signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
+
+
+def test_a_resume_may_change_the_plugin_time_limit_not_the_plugins(tmp_path: Path, synthetic_nb201: Any) -> None:
+    """``plugin_timeout_s`` only decides whether a slow call fails, so a resume may change it (a
+    run written before the setting existed resumes too); the plugins themselves may not change."""
+    file = write_plugin(tmp_path, REGULARIZER.format(phases='"arch",', timeout=None, bad="pass"))
+    plugins = [{"ref": f"{file}:Reg"}]
+    tiny_search(tmp_path, synthetic_nb201, "run", epochs=2, tracking={"eigen_every": 0}, plugins=plugins)
+    manifest = tmp_path / "run" / "manifest.json"
+    recorded = json.loads(manifest.read_text())
+    assert recorded["config"].pop("plugin_timeout_s") is None  # as an older version wrote it
+    manifest.write_text(json.dumps(recorded))
+    result = tiny_search(tmp_path, synthetic_nb201, "run", epochs=2, tracking={"eigen_every": 0}, plugins=plugins,
+                         plugin_timeout_s=30.0)  # fmt: skip
+    assert result.status == "finished" and result.epochs_completed == 2
+    with pytest.raises(RunDirError, match=r"different config \(differs in plugins "):
+        tiny_search(tmp_path, synthetic_nb201, "run", epochs=2, tracking={"eigen_every": 0},
+                    plugins=[{"ref": f"{file}:Stopper"}])  # fmt: skip

@@ -254,6 +254,7 @@ class Search:
             loss, logits = self.weight_step(train)
             n = train[1].numel()
             totals += (float(loss) * n, float((logits.argmax(1) == train[1]).sum()), n)
+            s.check_terms()  # GPU: the components' extra terms' finiteness, read with the loss
             if self.progress:
                 self.progress("step", {"epoch": epoch, "step": step + 1, "steps": steps, "loss": float(loss)})
         s.batch = None  # s.arch_batch stays: the epoch's last, for end-of-epoch measurements
@@ -345,6 +346,7 @@ def weight_step(state: SearchState, batch: Batch) -> tuple[torch.Tensor, torch.T
     state.w_optim.zero_grad(set_to_none=True)
     loss, logits = state.loss(batch, weights, "weights")
     if not torch.isfinite(loss):
+        state.check_terms()  # a component's non-finite term is named before the generic advice
         raise diverged(state, f"the weight-step loss became {float(loss.detach())}")
     loss.backward()
     if state.grad_clip:

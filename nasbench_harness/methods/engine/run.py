@@ -133,11 +133,11 @@ def _run_locked(
         raise
     except Terminated as exc:
         _record_failure(run_dir, f"interrupted by signal {exc.name}; {RESUME_HINT}")
-        exc.detail = f"{run_dir.path} keeps its {_epochs_done(run_dir)} complete epoch(s); {RESUME_HINT}"
+        exc.detail = f"{run_dir.path} keeps its {epochs_done(run_dir)} complete epoch(s); {RESUME_HINT}"
         raise
     except StorageError as exc:
         _record_failure(run_dir, f"{type(exc).__name__}: {exc}")
-        then = f"{RESUME_HINT} ({run_dir.path} keeps its {_epochs_done(run_dir)} complete epoch(s))"
+        then = f"{RESUME_HINT} ({run_dir.path} keeps its {epochs_done(run_dir)} complete epoch(s))"
         raise StorageError(exc.path, exc.cause, exc.fix, then) from None
     except Exception as exc:
         _record_failure(run_dir, f"{type(exc).__name__}: {exc}")
@@ -153,8 +153,9 @@ def _check_same_config(run_dir: RunDir, config: dict[str, Any]) -> None:
     old = run_dir.read_manifest().get("config")
     if old is None:
         raise RunDirError(f"{run_dir.path / 'manifest.json'} has no config; it was not written by `nbh search`")
-    # Threads change speed, not results, and may differ between machines.
-    diff = describe_config_diff(old, config, ignore=["threads"])
+    # Threads change speed, not results, and may differ between machines; a plugin's time limit
+    # changes only whether a slow call fails.
+    diff = describe_config_diff(old, config, ignore=["threads", "plugin_timeout_s"])
     if diff:
         raise RunDirError(
             f"{run_dir.path} holds a run with a different config (differs in {diff}); "
@@ -275,7 +276,8 @@ def _record_failure(run_dir: RunDir, message: str) -> None:
         run_dir.set_status("failed", message)
 
 
-def _epochs_done(run_dir: RunDir) -> int | str:
+def epochs_done(run_dir: RunDir) -> int | str:
+    """The complete epochs ``run_dir``'s manifest records, or ``"last"`` when it cannot be read."""
     try:
         return int(run_dir.read_manifest()["epochs_completed"])
     except (NbhError, KeyError, TypeError, ValueError):
