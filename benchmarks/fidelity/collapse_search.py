@@ -74,6 +74,7 @@ def run_dir(root: Path, row: str, method: str, seed: int) -> Path:
 
 
 def run_one(root: Path, row: str, method: str, seed: int, threads: int, data_dir: str | None) -> tuple[str, int]:
+    """``nbh search`` of ``method`` at setting ``row`` and ``seed`` (resumed where it stopped); (dir, exit code)."""
     out = run_dir(root, row, method, seed)
     overrides, _ = SETTINGS[row]
     args = [sys.executable, "-m", "nasbench_harness.cli.main", "search", "--method", method, "--seed", str(seed),
@@ -91,6 +92,7 @@ def run_one(root: Path, row: str, method: str, seed: int, threads: int, data_dir
 
 
 def summarise(root: Path, row: str, method: str, seed: int) -> dict[str, Any] | None:
+    """One line of ``results.csv`` for a run that has completed an epoch (None before)."""
     import json
 
     import pandas as pd
@@ -120,7 +122,18 @@ def summarise(root: Path, row: str, method: str, seed: int) -> dict[str, Any] | 
     }
 
 
+def run_all(root: Path, jobs: list[tuple[str, str, int]], threads: int, parallel: int, data_dir: str | None) -> None:
+    """Every (row, method, seed) of ``jobs``, ``parallel`` at once, each reported as it ends."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(parallel) as pool:
+        futures = [pool.submit(run_one, root, r, m, s, threads, data_dir) for r, m, s in jobs]
+        for (r, m, s), future in zip(jobs, futures, strict=True):
+            _, code = future.result()
+            print(f"{r} {m} seed {s}: exit {code} ({(time.monotonic() - started) / 60:.1f} min)", flush=True)
+
+
 def write_results(root: Path) -> list[dict[str, Any]]:
+    """``results.csv`` from every run under ``root``; its rows."""
     rows = []
     for row in SETTINGS:
         for method_dir in sorted((root / row).glob("*")) if (root / row).is_dir() else []:
@@ -163,12 +176,7 @@ def main() -> None:
         if unknown or not rows:
             parser.error(f"--rows: choose from {', '.join(SETTINGS)} (got {args.rows!r})")
         jobs = [(r, m, int(s)) for r in rows for m in args.methods.split(",") for s in args.seeds.split(",")]
-        started = time.monotonic()
-        with ThreadPoolExecutor(args.jobs) as pool:
-            futures = [pool.submit(run_one, args.root, r, m, s, args.threads, args.data_dir) for r, m, s in jobs]
-            for (r, m, s), future in zip(jobs, futures, strict=True):
-                _, code = future.result()
-                print(f"{r} {m} seed {s}: exit {code} ({(time.monotonic() - started) / 60:.1f} min)", flush=True)
+        run_all(args.root, jobs, args.threads, args.jobs, args.data_dir)
     print_table(write_results(args.root))
 
 
