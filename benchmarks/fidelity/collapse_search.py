@@ -30,14 +30,28 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.csv"
 
-# name -> (overrides on the cpu preset, why this row). The cpu preset: C=8, N=1 (cells per stage),
-# 5,000 + 5,000 images at 16x16, batch 64, 50 epochs, SGD 0.025 cosine, Adam 3e-4 on the alphas.
-# NB201's own setting has 25,000 images per split at batch 64: 390 steps an epoch, 19,500 in 50
-# epochs; the cpu preset's 78 steps an epoch give 3,900, so the alphas' Adam steps (each moving an
-# alpha by about the learning rate) add up to a fifth of the paper's total movement.
+# name -> (overrides on the cpu preset, why this row). Every row sets the alphas' learning rate
+# itself, so a row means the same before and after issue 17 changed the preset's (3e-4 -> 1.5e-3).
+# The cpu preset otherwise: C=8, N=1 (cells per stage), 5,000 + 5,000 images at 16x16, batch 64,
+# 50 epochs, SGD 0.025 cosine. NB201's own setting has 25,000 images per split at batch 64: 390
+# steps an epoch, 19,500 in 50 epochs; the cpu preset's 78 steps an epoch give 3,900, so at 3e-4
+# the alphas' Adam steps (each moving an alpha by about the learning rate) add up to a fifth of
+# the paper's total movement.
 SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
-    "cpu": ({}, "the cpu preset as shipped"),
-    "alr5": ({"arch_optim": {"lr": 1.5e-3}}, "arch lr x5: the paper's total alpha movement in 3,900 steps"),
+    "cpu": ({"arch_optim": {"lr": 3e-4}}, "the cpu preset before issue 17 (the paper's arch lr 3e-4)"),
+    "alr5": (
+        {"arch_optim": {"lr": 1.5e-3}},
+        "arch lr x5, the paper's total alpha movement in 3,900 steps: the cpu preset since issue 17",
+    ),
+    "alr10": ({"arch_optim": {"lr": 3e-3}}, "arch lr x10: twice the paper's total alpha movement"),
+    "alr5-e100": (
+        {"arch_optim": {"lr": 1.5e-3}, "epochs": 100},
+        "arch lr x5 over 100 epochs (the DrNAS, SDARTS and beta-DARTS NB201 schedule length)",
+    ),
+    "alr10-e100": (
+        {"arch_optim": {"lr": 3e-3}, "epochs": 100},
+        "arch lr x10 over 100 epochs",
+    ),
     "n2-alr5": (
         {"model": {"cells_per_stage": 2}, "arch_optim": {"lr": 1.5e-3}},
         "deeper supernet (N=2, 8 cells) and arch lr x5",
@@ -46,7 +60,10 @@ SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
         {"model": {"cells_per_stage": 3}, "arch_optim": {"lr": 1.5e-3}, "epochs": 30},
         "N=3 (11 cells), arch lr x5, 30 epochs",
     ),
-    "bs16": ({"batch_size": 16, "epochs": 30}, "batch 16: 312 steps an epoch, 9,360 in 30 epochs"),
+    "bs16": (
+        {"batch_size": 16, "epochs": 30, "arch_optim": {"lr": 3e-4}},
+        "batch 16: 312 steps an epoch, 9,360 in 30 epochs",
+    ),
     "bs16-alr2": (
         {"batch_size": 16, "epochs": 30, "arch_optim": {"lr": 6e-4}},
         "batch 16 and arch lr x2: about the paper's alpha movement",
@@ -119,6 +136,7 @@ def summarise(root: Path, row: str, method: str, seed: int) -> dict[str, Any] | 
         "eig_last": round(float(eig.iloc[-1]), 4) if len(eig) else math.nan,
         "minutes": round(float(last["wall_time_s"]) / 60, 1) if "wall_time_s" in traj else math.nan,
         "genotype": last["genotype"],
+        "error": str(manifest.get("error") or "")[:80],  # e.g. "interrupted by the user": stopped by hand
     }
 
 
@@ -159,6 +177,27 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")
 
 
+def print_aggregate(rows: list[dict[str, Any]], seeds: set[int] | None = None) -> None:
+    """Per (row, method), finished 50-epoch-or-longer runs only: seeds, median parameter-free ops,
+    median test accuracy, runs ending in the all-parameter-free cell, runs whose eigenvalue rose."""
+    import statistics
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["status"] == "finished" and (seeds is None or int(r["seed"]) in seeds):
+            groups.setdefault((r["row"], r["method"]), []).append(r)
+    print("| row | method | seeds | median param-free | median test acc | all 6 param-free | eigenvalue rose |")
+    print("|---|---|---|---|---|---|---|")
+    for (row, method), found in groups.items():
+        found.sort(key=lambda r: int(r["seed"]))
+        free = [int(r["param_free"]) for r in found]
+        acc = [float(r["test_acc"]) for r in found]
+        rose = sum(float(r["eig_last"]) > float(r["eig_first"]) for r in found)
+        seeds_text = ",".join(str(r["seed"]) for r in found)
+        print(f"| {row} | {method} | {seeds_text} | {statistics.median(free):g} | {statistics.median(acc):.2f} | "
+              f"{free.count(6)} of {len(found)} | {rose} of {len(found)} |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="", help=f"comma-separated rows of: {', '.join(SETTINGS)}")
@@ -177,7 +216,10 @@ def main() -> None:
             parser.error(f"--rows: choose from {', '.join(SETTINGS)} (got {args.rows!r})")
         jobs = [(r, m, int(s)) for r in rows for m in args.methods.split(",") for s in args.seeds.split(",")]
         run_all(args.root, jobs, args.threads, args.jobs, args.data_dir)
-    print_table(write_results(args.root))
+    results = write_results(args.root)
+    print_table(results)
+    print()
+    print_aggregate(results)
 
 
 if __name__ == "__main__":
