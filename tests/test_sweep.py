@@ -44,7 +44,7 @@ VOLATILE = {"epoch_time_s", "tracking_time_s", "wall_time_s"}
 
 def _suite(tmp_path: Path, text: str = TINY) -> Path:
     path = tmp_path / "tiny.yaml"
-    path.write_text(textwrap.dedent(text))
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
     return path
 
 

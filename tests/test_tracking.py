@@ -56,6 +56,21 @@ def commit(run: RunDir, epoch: int, **extra: object) -> None:
     run.commit_epoch(epoch, row, alpha_rows(epoch), {"weights": torch.full((2,), float(epoch))})
 
 
+def commit_crashing_at_checkpoint(run: RunDir, epoch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commit ``epoch`` with the checkpoint's rename failing, as a crash there would leave it."""
+    real_replace = os.replace
+
+    def crash_on_checkpoint(src: str, dst: str) -> None:
+        if Path(dst).name == CHECKPOINT_FILE:
+            raise OSError("simulated crash")
+        real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", crash_on_checkpoint)
+        with pytest.raises(OSError, match="simulated"):
+            commit(run, epoch)
+
+
 def temps(path: Path) -> list[Path]:
     return list(path.glob(f"*{TEMP_SUFFIX}"))
 
@@ -306,17 +321,7 @@ def test_crash_mid_commit_leaves_resumable_dir(tmp_path: Path, monkeypatch: pyte
 def test_resume_without_checkpoint_starts_from_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = new_run(tmp_path)
     assert RunDir(run.path).resume_state().epoch is None
-    real_replace = os.replace
-
-    def crash_on_checkpoint(src: str, dst: str) -> None:
-        if Path(dst).name == CHECKPOINT_FILE:
-            raise OSError("simulated crash")
-        real_replace(src, dst)
-
-    with monkeypatch.context() as m:
-        m.setattr(os, "replace", crash_on_checkpoint)
-        with pytest.raises(OSError, match="simulated"):
-            commit(run, 0)
+    commit_crashing_at_checkpoint(run, 0, monkeypatch)
     state = RunDir(run.path).resume_state()
     assert (state.epoch, state.checkpoint, state.dropped_rows) == (None, None, 1)
     assert read_trajectory(run.path).num_rows == 0
@@ -392,17 +397,7 @@ def test_a_refused_resume_rewrites_nothing(tmp_path: Path, monkeypatch: pytest.M
     run = new_run(tmp_path)
     for epoch in range(3):
         commit(run, epoch)
-    real_replace = os.replace
-
-    def crash_on_checkpoint(src: str, dst: str) -> None:
-        if Path(dst).name == CHECKPOINT_FILE:
-            raise OSError("simulated crash")
-        real_replace(src, dst)
-
-    with monkeypatch.context() as m:
-        m.setattr(os, "replace", crash_on_checkpoint)
-        with pytest.raises(OSError, match="simulated"):
-            commit(run, 3)
+    commit_crashing_at_checkpoint(run, 3, monkeypatch)
     table = read_trajectory(run.path)
     import pyarrow.parquet as pq
 

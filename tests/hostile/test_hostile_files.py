@@ -28,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from checks import error_line as one_line_error
+from checks import snapshot
 from nb101_files import S1, cell, runs, write_nb101
 from nb201_files import mapping_yaml, table_rows, write_table
 from test_cli import nbh
@@ -43,23 +45,6 @@ REDO_NB101 = "download it again"
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
-    """Bytes and mtime of every file under ``root``, to show that nothing changed."""
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
-
-
-def one_line_error(code: int, err: str, *needles: str) -> str:
-    """The ``error:`` line of a failed command: exit 1, no traceback, one line holding every needle."""
-    assert code == 1, err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
 def flip(path: Path, at: float, width: int = 256) -> None:
     """Invert ``width`` bytes starting at fraction ``at`` of the file (``width`` 0: one bit)."""
     data = bytearray(path.read_bytes())

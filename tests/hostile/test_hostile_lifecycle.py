@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from checks import snapshot
 from test_cli import nbh
 from test_cli_search import TINY
 from tiny import tiny_search, without_times
@@ -101,15 +102,6 @@ def one_line_error(err: str) -> str:
     errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1 and errors[0] == lines[-1], err
     return errors[0]
-
-
-def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under ``directory``: its bytes and mtime."""
-    return {
-        str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
-        for p in sorted(directory.rglob("*"))
-        if p.is_file()
-    }
 
 
 def manifest(run: Path) -> dict[str, Any]:

@@ -18,6 +18,8 @@ import torch
 from analysis_runs import write_sweep
 from filelock import FileLock
 from test_cli import nbh
+from test_sweep import TINY
+from test_sweep import _suite as write_suite
 from tiny import tiny_search
 
 from nasbench_harness.config import _cgroup_cpu_quota, usable_cpus
@@ -26,32 +28,11 @@ from nasbench_harness.execution.local import SWEEP_FILE, run_sweep
 from nasbench_harness.execution.suite import expand, load_suite
 
 CPUS = usable_cpus()
-SUITE = """\
-    name: tiny
-    reproduces: a smoke test
-    command: nbh sweep tiny.yaml
-    spaces: [nb201]
-    datasets: [cifar10]
-    seeds: [0, 1]
-    methods:
-      - darts
-      - name: rdarts-l2
-        options: {weight_decay: [0.0027]}
-    overrides:
-      epochs: 1
-      batch_size: 32
-      model: {channels: 4, cells_per_stage: 1}
-      data: {train_size: 64, valid_size: 64}
-      tracking: {eigen_every: 0}
-    variants:
-      cpu: {}
-"""
+SUITE = TINY.replace("      epochs: 2\n", "      epochs: 1\n")  # test_sweep's two-method suite, one epoch
 
 
-def _suite(tmp_path: Path, text: str = SUITE, name: str = "tiny.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
+def _suite(tmp_path: Path, text: str = SUITE) -> Path:
+    return write_suite(tmp_path, text)
 
 
 def _one_line_error(code: int, err: str, expected_code: int = 1) -> str:
@@ -356,7 +337,7 @@ SUITE_CASES = [
     (("  epochs: 1\n", "  epochs: 1\n  optim: {lr: .inf}\n"),
      "line 13: overrides.optim.lr: Input should be a finite number (got inf)"),
     (("  epochs: 1\n", "  epochs: 0\n"), "line 12: overrides.epochs: Input should be greater than or equal to 1"),
-    (("channels: 4,", "channels: 100000,"), "line 14: overrides.model.channels: Input should be less than or equal"),
+    (("channels: 4}", "channels: 100000}"), "line 14: overrides.model.channels: Input should be less than or equal"),
     (("  cpu: {}", "  cpu: {optim: {lr: -1}}"), "line 18: variants.cpu.optim.lr: Input should be greater than 0"),
     (("  cpu: {}", "  cpu:\n    optim: {lr: 0.0001}"), "line 19: variants.cpu.optim: lr_min (0.001) must not exceed"),
     (("  cpu: {}", "  cpu: 5"), "line 18: variants.cpu: Input should be a valid dictionary"),

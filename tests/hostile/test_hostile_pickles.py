@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from checks import error_line, snapshot
 from data_files import write_cifar10, write_cifar100, write_imagenet16
 from test_cli import nbh
 from test_cli_search import TINY
@@ -120,21 +121,12 @@ def plant_checkpoint(run: Path, case: str, marker: Path) -> str:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
-    """Bytes and mtime of every file under ``root``."""
-    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))
-            if p.is_file()}  # fmt: skip
-
-
 def one_line_error(code: int, err: str, *needles: str) -> str:
-    """The only ``error:`` line of a failed command (exit 1, no traceback), holding every needle."""
-    assert code == 1, err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
+    """The only ``error:`` line of a failed command (exit 1, no traceback), holding every needle,
+    with nothing else on stderr."""
+    line = error_line(code, err, *needles)
+    assert [other for other in err.splitlines() if other.strip()] == [line], err
+    return line
 
 
 def _main(args: list[str]) -> int:

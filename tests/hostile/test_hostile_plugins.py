@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from checks import error_line
 from test_cli import nbh
 from test_cli_search import TINY
 from tiny import tiny_search
@@ -32,17 +33,6 @@ def write_plugin(tmp_path: Path, body: str, name: str = "plugin.py") -> Path:
     file = tmp_path / name
     file.write_text(textwrap.dedent(body), encoding="utf-8")
     return file
-
-
-def error_line(code: int, err: str, *needles: str) -> str:
-    """The ``error:`` line of a failed command: exit 1, no traceback, one line holding every needle."""
-    assert code == 1, err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 # -- importing and creating a plugin ----------------------------------------------------------------
