@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nasbench_harness.errors import ConfigError, validation_problems
+from nasbench_harness.errors import ConfigError, echo, validation_problems
 
 
 class _Strict(BaseModel):
@@ -102,7 +102,7 @@ class ArchOptimConfig(_Strict):
     @classmethod
     def _pair(cls, betas: Any) -> Any:
         if not isinstance(betas, list | tuple) or len(betas) != 2:
-            raise ValueError(f"betas is {_short(betas)}; give a pair [beta1, beta2], each in [0, 1), e.g. [0.5, 0.999]")
+            raise ValueError(f"betas is {echo(betas)}; give a pair [beta1, beta2], each in [0, 1), e.g. [0.5, 0.999]")
         return betas
 
 
@@ -312,11 +312,6 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             base[key] = value
     return base
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def usable_cpus() -> int:

@@ -1,13 +1,32 @@
 """Exceptions of the package.
 
 Every message says what was wrong and what would be right; the CLI prints it without a
-traceback and exits non-zero.
+traceback and exits non-zero. :func:`echo` and :func:`elide` shorten what a message repeats.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+ECHO_LIMIT = 80
+"""Characters of a user's input an error message repeats."""
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to about ``limit`` characters (a pasted file or a
+    119 KB string is named by its start and its length, not repeated)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[: limit - 3]}...{size}"
+
+
+def elide(text: str, limit: int = 120) -> str:
+    """``text`` (a path, a file name) cut in the middle to about ``limit`` characters, keeping its
+    start and its end (where a file's name is)."""
+    return text if len(text) <= limit else f"{text[: limit // 2 - 2]}...{text[-(limit // 2 - 1) :]}"
 
 
 class NbhError(Exception):

@@ -15,7 +15,7 @@ import typer
 
 from nasbench_harness import __version__
 from nasbench_harness.cli import baseline, check, compare, data, figures, methods, query, report, search, sweep
-from nasbench_harness.errors import NbhError, Terminated
+from nasbench_harness.errors import NbhError, Terminated, elide
 
 app = typer.Typer(
     name="nbh",
@@ -94,14 +94,10 @@ _OS_FIXES = {
 def os_error_message(exc: OSError) -> str:
     """One line for an ``OSError``: the cause, the file (shortened) and, where known, what to do."""
     cause = exc.strerror or str(exc) or type(exc).__name__
-    names = [_short(str(name)) for name in (exc.filename, exc.filename2) if name is not None]
+    names = [elide(str(name)) for name in (exc.filename, exc.filename2) if name is not None]
     where = f": {' -> '.join(names)}" if names else ""
     fix = _OS_FIXES.get(exc.errno or 0)
     return f"{cause[:1].lower()}{cause[1:]}{where}" + (f"; {fix}" if fix else "")
-
-
-def _short(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else f"{text[: limit // 2 - 2]}...{text[-(limit // 2 - 1) :]}"
 
 
 def _error(message: str) -> None:

@@ -21,10 +21,9 @@ from nasbench_harness.cli.common import (
     progress_bar,
     warn_deprecated,
 )
-from nasbench_harness.errors import GenotypeError, NbhError
+from nasbench_harness.errors import GenotypeError, NbhError, echo
 from nasbench_harness.spaces.catalog import SPACE_NAMES, get_space_info, nb1shot1_space_name
 from nasbench_harness.spaces.nb1shot1 import NB1Shot1Genotype, get_space
-from nasbench_harness.spaces.nb201 import echo
 from nasbench_harness.tabular.nb1shot1 import score
 from nasbench_harness.tabular.nb101 import NOT_IN_BENCHMARK, NB101Answer, NB101Benchmark
 from nasbench_harness.tabular.nb101_metrics import EPOCHS, POINTS, QUANTITIES

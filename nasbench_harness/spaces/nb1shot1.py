@@ -34,9 +34,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from nasbench_harness.errors import GenotypeError
+from nasbench_harness.errors import GenotypeError, echo
 from nasbench_harness.spaces.nb101 import CONV1X1, INPUT, OPS, OUTPUT, Matrix, NB101Spec, graph_hash
-from nasbench_harness.spaces.nb201 import echo
 
 
 @dataclass(frozen=True, slots=True)

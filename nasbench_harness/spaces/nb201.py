@@ -19,7 +19,7 @@ from importlib import resources
 
 import numpy as np
 
-from nasbench_harness.errors import GenotypeError
+from nasbench_harness.errors import GenotypeError, echo
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 """Candidate ops, in the index order of the official benchmark."""
@@ -41,18 +41,6 @@ _ARCH_RE = re.compile(
 _TOKEN_RE = re.compile(r"([^|~+]*)~([^|~+]*)")
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _NUMBER_RE = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
-ECHO_LIMIT = 80
-"""Characters of a user's input an error message repeats."""
-
-
-def echo(value: object, limit: int = ECHO_LIMIT) -> str:
-    """``repr(value)`` for an error message, cut to about ``limit`` characters (a pasted file or a
-    119 KB string is named by its start and its length, not repeated)."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
-    return f"{text[: limit - 3]}...{size}"
 
 
 @dataclass(frozen=True, slots=True)

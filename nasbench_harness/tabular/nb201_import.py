@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from nasbench_harness.errors import ConfigError, GenotypeError, SourceFileError, UnknownMetricError
-from nasbench_harness.spaces.nb201 import NUM_CELLS, NB201Genotype, echo
+from nasbench_harness.errors import ConfigError, GenotypeError, SourceFileError, UnknownMetricError, echo
+from nasbench_harness.spaces.nb201 import NUM_CELLS, NB201Genotype
 from nasbench_harness.tabular.cache import ImportedTable, Progress, sha256_file, write_cache
 from nasbench_harness.tabular.nb201_columns import BENCHMARK, ROW_KEY, identity_columns, sorted_metrics
 from nasbench_harness.tabular.nb201_metrics import MetricKey

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from nasbench_harness.errors import ConfigError, StorageError
+from nasbench_harness.errors import ConfigError, StorageError, elide
 
 TEMP_SUFFIX = ".nbh-tmp"
 _FREE = "free space (or raise the quota)"
@@ -105,16 +105,11 @@ def check_output_dir(path: str | os.PathLike[str], option: str) -> Path:
         if part.is_dir():
             return path
         if part.exists() or part.is_symlink():
-            what = "is a file" if part == path else f"lies under {_short(part)}, which is a file"
+            what = "is a file" if part == path else f"lies under {elide(str(part))}, which is a file"
             raise ConfigError(
-                f"{option} {_short(path)} {what}, not a directory; give a directory (it is created when missing)"
+                f"{option} {elide(str(path))} {what}, not a directory; give a directory (it is created when missing)"
             )
     return path
-
-
-def _short(path: Path, limit: int = 120) -> str:
-    text = str(path)
-    return text if len(text) <= limit else f"{text[: limit // 2 - 2]}...{text[-(limit // 2 - 1) :]}"
 
 
 def remove_stale_temps(directory: str | os.PathLike[str]) -> list[Path]:
