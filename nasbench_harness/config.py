@@ -6,16 +6,14 @@ wrong types, non-finite numbers (``inf``, ``nan``) and values outside a key's ra
 naming the key, the value and what would be right.
 
 The thread count is not bounded here (a suite may be planned on a login node and run on a larger
-machine): :func:`check_threads` bounds it by the CPUs of the machine a run starts on.
+machine): :func:`nasbench_harness.threads.check_threads` bounds it by the CPUs of the machine a
+run starts on.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import math
-import os
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -68,7 +66,25 @@ class ModelConfig(_Strict):
     cells_per_stage: int = Field(5, ge=1, le=16, description="NB201 only")
     num_cells: int = Field(9, ge=3, le=48, description="NB-1Shot1 only: cells in 3 stacks")
     bn_track_running_stats: bool = False
-    channels_last: bool = True
+    channels_last: bool | None = Field(
+        None,
+        description="NHWC memory format for the supernet and batches; None: per device, as measured: on the CPU "
+        "(benchmarks/perf/nb201_search.py) and plain NCHW on CUDA until the GPU benchmark says otherwise "
+        "(benchmarks/perf/gpu_step.py measures both); a run records the choice",
+    )
+
+
+def resolve_channels_last(config: SearchConfig, device: Any) -> bool:
+    """``model.channels_last`` for a run on ``device`` (a torch device or its name): the config's
+    value, else True on the CPU and False elsewhere."""
+    chosen = config.model.channels_last
+    return chosen if chosen is not None else str(getattr(device, "type", device)).split(":")[0] == "cpu"
+
+
+def with_channels_last(config: SearchConfig, device: Any) -> SearchConfig:
+    """``config`` with ``model.channels_last`` resolved for ``device`` (what a run records)."""
+    model = config.model.model_copy(update={"channels_last": resolve_channels_last(config, device)})
+    return config.model_copy(update={"model": model})
 
 
 class WeightOptimConfig(_Strict):
@@ -111,11 +127,56 @@ class TrackingConfig(_Strict):
 
     eigen_every: int = Field(5, ge=0, description="dominant Hessian eigenvalue every k epochs (0: never)")
     eigen_batch_size: int = Field(64, ge=2)
-    final_eval_images: int | None = Field(None, ge=1, description="valid images for the final net (None: all)")
+    final_eval_images: int | None = Field(
+        None,
+        ge=1,
+        description="search-valid images of the end-of-epoch evaluations (supernet and final net; a fixed "
+        "subset, the same every epoch; None: all)",
+    )
     correlation_sample: int = Field(
         0, ge=0, description="architectures (from the table) whose one-shot error is correlated with the table's"
     )
     correlation_every: int = Field(5, ge=1, description="epochs between correlation measurements")
+    eval_batch_size: int = Field(
+        128,
+        ge=2,
+        description="batch size of the end-of-epoch evaluations (fixed: search cells normalise with batch "
+        "statistics, so it changes the numbers)",
+    )
+    sync_every: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="weight steps between host reads of the running loss and the finiteness flags: progress "
+        "updates and non-finite losses are seen at this granularity (no effect on the numbers)",
+    )
+
+
+class NumericsConfig(_Strict):
+    """How floating point is done on a GPU; every flag is recorded in the run's manifest."""
+
+    tf32: bool = Field(
+        False,
+        description="allow TF32 in the training steps' convolutions and matmuls on GPUs that have it (the "
+        "papers ran on GPUs without it); finite differences and the Hessian always run in full fp32",
+    )
+    deterministic: bool = Field(
+        False,
+        description="deterministic algorithms only (cudnn.deterministic, torch.use_deterministic_algorithms): "
+        "a GPU run then resumes bit-identically, a little slower",
+    )
+
+
+class SpeedConfig(_Strict):
+    """Options that trade exactness or start-up time for speed; none is on by default."""
+
+    amp_bf16: bool = Field(
+        False, description="bf16 autocast in the weight step (the arch step, finite differences and Hessian stay fp32)"
+    )
+    compile: bool = Field(False, description="torch.compile the supernet forward of the training steps")
+    cuda_graph: bool = Field(
+        False, description="CUDA only: capture the weight step in a CUDA graph (drops the ragged last batch)"
+    )
 
 
 class WeightRamp(_Strict):
@@ -161,6 +222,8 @@ class SearchConfig(_Strict):
     optim: WeightOptimConfig = WeightOptimConfig()
     arch_optim: ArchOptimConfig = ArchOptimConfig()
     tracking: TrackingConfig = TrackingConfig()
+    numerics: NumericsConfig = NumericsConfig()
+    speed: SpeedConfig = SpeedConfig()
     threads: int | None = Field(
         None, ge=1, description="CPU threads for torch (None: all cores; at most the CPUs of the machine it runs on)"
     )
@@ -202,7 +265,11 @@ class SearchConfig(_Strict):
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
+    # The end-of-epoch evaluations (supernet and final net) use a fixed subset of 2,048 of the
+    # 25,000 search-valid images: a forward of all of them twice an epoch would cost about a
+    # tenth of the epoch's training; 2,048 keeps tracking under 5% (benchmarks/perf/tracking_cost.py)
+    # with a standard error under 0.7 points on an accuracy near 90%.
+    "paper": {"tracking": {"final_eval_images": 2048}},
     # Calibrated on 2 CPU cores: an epoch of first-order DARTS takes about 5 s, so 50 epochs take
     # about 5 minutes, and tracking (both evaluations every epoch, the Hessian every 5) stays
     # under 10% of the epoch; see benchmarks/perf/nb201_search.py.
@@ -216,7 +283,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 NB1SHOT1_PRESETS: dict[str, dict[str, Any]] = {
     # NB-1Shot1's DARTS setting: C=16, 9 cells, batch 96, wd 3e-4 (the rest as NB201).
-    "paper": {"batch_size": 96, "optim": {"weight_decay": 3e-4}},
+    "paper": {"batch_size": 96, "optim": {"weight_decay": 3e-4}, "tracking": {"final_eval_images": 2048}},
     # 16x16 images with 3 stacks of 1 cell: about as long an epoch as NB201's cpu preset.
     "cpu": {
         "batch_size": 96,
@@ -312,50 +379,3 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             base[key] = value
     return base
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may use: its affinity mask (else ``os.cpu_count()``), lowered by a
-    cgroup CPU quota (a container's or a batch job's ``cpu.max``) when one is set."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
-    return max(1, min(cpus, quota) if quota else cpus)
-
-
-def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """CPUs allowed by the cgroup v2 (``cpu.max``) or v1 (``cpu.cfs_quota_us``) quota under
-    ``root``, rounded up; None: no quota."""
-    try:
-        parts = (root / "cpu.max").read_text(encoding="ascii").split()
-        if len(parts) == 2 and parts[0] != "max":
-            return max(1, math.ceil(int(parts[0]) / int(parts[1])))
-        if parts:
-            return None
-    except (OSError, ValueError, ZeroDivisionError):
-        pass
-    try:
-        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text(encoding="ascii"))
-        period = int((root / "cpu" / "cpu.cfs_period_us").read_text(encoding="ascii"))
-        return max(1, math.ceil(quota / period)) if quota > 0 and period > 0 else None
-    except (OSError, ValueError):
-        return None
-
-
-def threads_problem(threads: int, option: str = "--threads") -> str | None:
-    """Why ``threads`` torch threads are too many here (more than :func:`usable_cpus`), or None."""
-    limit = usable_cpus()
-    if 1 <= threads <= limit:
-        return None
-    if threads < 1:
-        return f"{option} {threads}: use 1..{limit} (the CPUs this process may use)"
-    return f"{option} {threads}: this machine allows at most {limit} (the CPUs this process may use); use 1..{limit}"
-
-
-def check_threads(threads: int | None, option: str = "threads") -> int | None:
-    """``threads`` unchanged when this machine has that many CPUs for the process; else a
-    :class:`ConfigError` naming ``option`` and the limit. Checked where a run starts (not when a
-    config is built: a suite planned on one machine may run on another)."""
-    problem = None if threads is None else threads_problem(threads, option)
-    if problem:
-        raise ConfigError(problem)
-    return threads

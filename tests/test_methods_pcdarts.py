@@ -16,7 +16,7 @@ from nasbench_harness.config import build_config
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.engine.adapters import get_search_space
 from nasbench_harness.methods.engine.base import SearchState
-from nasbench_harness.methods.engine.loop import weight_step
+from nasbench_harness.methods.engine.steps import weight_step
 from nasbench_harness.methods.zoo.pc_darts import PartialChannelStep, pc_darts
 from nasbench_harness.registry import make_method
 from nasbench_harness.spaces.nb201 import EDGES, NB201Genotype

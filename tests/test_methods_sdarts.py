@@ -125,7 +125,7 @@ def test_pgd_keeps_the_perturbation_when_the_loss_is_unchanged() -> None:
     base = torch.softmax(torch.randn(6, 5, generator=torch.Generator().manual_seed(0)), -1)
     torch.manual_seed(0)
     flat = pgd_perturbation(lambda w: (w * 0.0).sum() + 1.0, base, sizes, eps=0.2, steps=7)
-    assert flat.kept and flat.loss_after == flat.loss_before
+    assert bool(flat.kept) and float(flat.loss_after) == float(flat.loss_before)
     assert not torch.equal(flat.weights, base)  # the random start, which no ascent step moved
 
 
@@ -135,8 +135,8 @@ def test_pgd_never_lowers_the_loss_and_returns_zero_perturbation_when_it_cannot_
     c = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
     torch.manual_seed(0)
     up = pgd_perturbation(lambda w: (c * w).sum(), base, sizes, eps=0.2, steps=7)
-    assert up.kept and up.loss_after > up.loss_before
-    assert float((c * up.weights).sum()) == pytest.approx(up.loss_after)
+    assert bool(up.kept) and float(up.loss_after) > float(up.loss_before)
+    assert float((c * up.weights).sum()) == pytest.approx(float(up.loss_after))
     _assert_on_simplex(up.weights, sizes)
 
     # a loss largest at the unperturbed weights whose gradient points away from them: the final
@@ -146,7 +146,7 @@ def test_pgd_never_lowers_the_loss_and_returns_zero_perturbation_when_it_cannot_
         return -((w - base) ** 2).sum() + uphill - uphill.detach()
 
     down = pgd_perturbation(misleading, base, sizes, eps=0.2, steps=7)
-    assert not down.kept and down.loss_after < down.loss_before == 0.0
+    assert not bool(down.kept) and float(down.loss_after) < float(down.loss_before) == 0.0
     assert torch.equal(down.weights, base)
 
 

@@ -64,7 +64,6 @@ def test_two_epoch_search_fills_every_column(tmp_path: Path, synthetic_nb201: An
     assert '"status": "finished"' in manifest and '"split_seed"' in manifest
 
 
-
 def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, synthetic_nb201: Any) -> None:
     config = tiny_config(epochs=3, method_options={"order": 2})
     whole = tiny_search(tmp_path, synthetic_nb201, "whole", config=config)
@@ -120,6 +119,60 @@ def test_a_nan_loss_fails_the_run_and_keeps_the_finished_epochs(
 
 def _nan_method(options: dict[str, Any]) -> Method:
     return Method("nan-test", FirstOrderStep(), [_NaNInEpochTwo()])
+
+
+class _NaNArchTermAtStepTwo(Component):
+    """From epoch 2, step 2 on: an arch-loss term that is NaN (so the alphas' gradient, then the
+    alphas and the weights' loss follow)."""
+
+    def extra_loss(self, state: Any, phase: str, weights: torch.Tensor) -> torch.Tensor | None:
+        late = (state.epoch, state.step) >= (2, 1)
+        return (weights.sum() * float("nan")) if late and phase == "arch" else None
+
+
+def _nan_arch_method(options: dict[str, Any]) -> Method:
+    return Method("nan-arch", FirstOrderStep(), [_NaNArchTermAtStepTwo()])
+
+
+@pytest.mark.parametrize("sync_every", [1, 2, 100])
+def test_a_nan_read_late_still_names_its_first_step_and_cause(
+    sync_every: int, tmp_path: Path, synthetic_nb201: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loss and the finiteness flags are read every ``sync_every`` steps, yet the error names the
+    step where the first quantity went non-finite (epoch 2, step 2 of 3) and that quantity (the
+    component's term, not the gradient or the weight loss that followed from it)."""
+    import nasbench_harness.registry as reg
+
+    monkeypatch.setitem(reg.METHODS, "nan-arch", f"{__name__}:_nan_arch_method")
+    with pytest.raises(
+        TrainingError,
+        match=r"_NaNArchTermAtStepTwo added a non-finite term \(nan\) to the arch loss in epoch 2, step 2;",
+    ):
+        tiny_search(tmp_path, synthetic_nb201, epochs=3, method="nan-arch", tracking={"sync_every": sync_every})
+    assert [r["epoch"] for r in read_trajectory(tmp_path / "run").to_pylist()] == [1]
+
+
+def test_watch_names_the_earliest_and_returns_what_else_was_read() -> None:
+    from nasbench_harness.testing import tiny_state
+
+    state = tiny_state("nb201")
+    state.epoch = 4
+    errors = {name: (lambda where, value, name=name: TrainingError(f"{name} {where}")) for name in "abc"}
+    fine, nan = torch.ones(3), torch.tensor([1.0, float("nan")])
+    for step, (a, b, c) in enumerate([(fine, fine, fine), (fine, fine, nan), (nan, nan, nan)]):
+        state.step = step
+        for key, value in zip("abc", (a, b, c), strict=True):
+            state.watch(key, value, errors[key])
+    with pytest.raises(TrainingError, match=r"^c in epoch 4, step 2$"):  # c first went bad, at step index 1
+        state.check_finite()
+    state.step = 0
+    for key in "ab":  # both bad at the same step: the one watched first is named
+        state.watch(key, nan, errors[key])
+    with pytest.raises(TrainingError, match=r"^a in epoch 4, step 1$"):
+        state.check_finite()
+    state.watch("a", fine, errors["a"])
+    assert state.check_finite(torch.tensor([2.5, 3.0]), torch.tensor(7)) == [2.5, 3.0, 7.0]
+    assert state.check_finite() == []  # nothing pending after a read
 
 
 def test_unknown_method_preset_and_options() -> None:

@@ -26,7 +26,8 @@ import torch
 from nb201_search import BATCH, Step, _layout, batches, measure, peer_step
 
 from nasbench_harness.config import build_config
-from nasbench_harness.methods.engine.loop import build_state, weight_step
+from nasbench_harness.methods.engine.loop import build_state
+from nasbench_harness.methods.engine.steps import weight_step
 from nasbench_harness.registry import make_method
 
 

@@ -42,7 +42,8 @@ from peak import compute_limit
 from torch import nn
 
 from nasbench_harness.config import build_config
-from nasbench_harness.methods.engine.loop import build_state, weight_step
+from nasbench_harness.methods.engine.loop import build_state
+from nasbench_harness.methods.engine.steps import weight_step
 from nasbench_harness.registry import make_method
 
 BATCH = 96

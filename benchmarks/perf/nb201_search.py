@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from peak import compute_limit
 
 from nasbench_harness.config import build_config
-from nasbench_harness.methods.engine.loop import build_state, weight_step
+from nasbench_harness.methods.engine.loop import build_state
+from nasbench_harness.methods.engine.steps import weight_step
 from nasbench_harness.registry import make_method
 
 BATCH = 64

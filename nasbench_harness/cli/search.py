@@ -30,7 +30,7 @@ from nasbench_harness.tracking.schema import nb201_table_column
 
 def threads_callback(value: int | None) -> int | None:
     """``--threads``: at most the CPUs this process may use (a thread storm is refused before torch starts)."""
-    from nasbench_harness.config import threads_problem
+    from nasbench_harness.threads import threads_problem
 
     problem = None if value is None else threads_problem(value)
     if problem:

@@ -127,7 +127,7 @@ def sweep(
 
 def _check_workers(workers: int) -> None:
     """``--workers``: at most the CPUs this process may use (each run needs a thread at least)."""
-    from nasbench_harness.config import usable_cpus
+    from nasbench_harness.threads import usable_cpus
 
     cpus = usable_cpus()
     if workers > cpus:

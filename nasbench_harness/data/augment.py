@@ -28,6 +28,8 @@ class CropFlip:
     left: torch.Tensor
     flip: torch.Tensor
 
+    FIELDS = ("top", "left", "flip")
+
 
 def draw_crop_flip(n: int, pad: int, *, generator: torch.Generator, crop: bool = True, flip: bool = True) -> CropFlip:
     """Random crop offsets (uniform over 0..2*pad) and flips (p = 0.5) for ``n`` images.
@@ -68,9 +70,14 @@ def apply_crop_flip(images: torch.Tensor, params: CropFlip, pad: int) -> torch.T
 
 
 def normalize(
-    images: torch.Tensor, mean: Sequence[float], std: Sequence[float], *, channels_last: bool = False
+    images: torch.Tensor,
+    mean: Sequence[float] | torch.Tensor,
+    std: Sequence[float] | torch.Tensor,
+    *,
+    channels_last: bool = False,
 ) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) ``(x / 255 - mean) / std`` (mean/std in pixel/255 units).
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) ``(x / 255 - mean) / std`` (mean/std in pixel/255 units,
+    numbers or float32 tensors on the images' device; tensors cost no host-to-device copy).
 
     With ``channels_last`` the result keeps NHWC strides (``torch.channels_last`` memory format).
     """
@@ -79,8 +86,10 @@ def normalize(
             f"a batch of {images.dtype} {tuple(images.shape)} cannot be normalised; expected uint8 (N, H, W, "
             f"{len(mean)}) images"
         )
-    mean_t = torch.tensor(list(mean), dtype=torch.float32, device=images.device)
-    std_t = torch.tensor(list(std), dtype=torch.float32, device=images.device)
+    mean_t = (
+        mean if isinstance(mean, torch.Tensor) else torch.tensor(list(mean), dtype=torch.float32, device=images.device)
+    )
+    std_t = std if isinstance(std, torch.Tensor) else torch.tensor(list(std), dtype=torch.float32, device=images.device)
     x = images.to(torch.float32).div_(255.0).sub_(mean_t).div_(std_t).permute(0, 3, 1, 2)
     return x if channels_last else x.contiguous()
 

@@ -3,6 +3,10 @@
 All uint8 images live as one tensor on the target device; a batch is one index gather plus the
 torch-op augmentation. Because epoch ``e``'s order and augmentation come from a generator seeded
 by ``(seed, e)`` only, a resumed run re-creates epoch ``e`` exactly.
+
+Nothing crosses between host and device per batch: an epoch's order and all its crop and flip
+parameters are drawn on the CPU when the epoch starts (in the same sequence as batch by batch,
+so the batches are bit-identical) and uploaded in one copy each; mean and std live on the device.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from nasbench_harness.data.augment import augment_batch, normalize
+from nasbench_harness.data.augment import CropFlip, apply_crop_flip, crop_padding, draw_crop_flip, normalize
 from nasbench_harness.data.readers import ImageSet
 from nasbench_harness.errors import ConfigError
 
@@ -77,6 +81,8 @@ class BatchLoader:
         self.device = torch.device(device)
         self.images = torch.from_numpy(np.ascontiguousarray(imageset.images)).to(self.device)
         self.labels = torch.from_numpy(np.ascontiguousarray(imageset.labels)).to(self.device)
+        self._mean = torch.tensor(self.mean, dtype=torch.float32, device=self.device)
+        self._std = torch.tensor(self.std, dtype=torch.float32, device=self.device)
 
     @property
     def num_images(self) -> int:
@@ -108,11 +114,21 @@ class BatchLoader:
         return torch.arange(self.num_images)
 
     def _batches(self, order: torch.Tensor, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for b in range(len(self)):
-            index = order[b * self.batch_size : (b + 1) * self.batch_size].to(self.device)
+        bounds = [(b * self.batch_size, min((b + 1) * self.batch_size, self.num_images)) for b in range(len(self))]
+        pad = crop_padding(int(self.images.shape[1]))
+        params = self._epoch_crop_flip(bounds, pad, generator) if self.augment else None
+        order = order.to(self.device)  # one upload per epoch
+        for start, stop in bounds:
+            index = order[start:stop]
             images, labels = self.images[index], self.labels[index]
-            if self.augment:
-                x = augment_batch(images, self.mean, self.std, generator=generator, channels_last=self.channels_last)
-            else:
-                x = normalize(images, self.mean, self.std, channels_last=self.channels_last)
-            yield x, labels
+            if params is not None:
+                top, left, flip = (t[start:stop] for t in (params.top, params.left, params.flip))
+                images = apply_crop_flip(images, CropFlip(top, left, flip), pad)
+            yield normalize(images, self._mean, self._std, channels_last=self.channels_last), labels
+
+    def _epoch_crop_flip(self, bounds: list[tuple[int, int]], pad: int, generator: torch.Generator) -> CropFlip:
+        """The crop offsets and flips of every batch of the epoch, drawn batch by batch in the
+        order :func:`draw_crop_flip` draws them for one batch, and uploaded once."""
+        drawn = [draw_crop_flip(stop - start, pad, generator=generator) for start, stop in bounds]
+        top, left, flip = (torch.cat([getattr(d, name) for d in drawn]).to(self.device) for name in CropFlip.FIELDS)
+        return CropFlip(top, left, flip)

@@ -98,7 +98,7 @@ def run_sweep(
 def _threads_per_run(workers: int, threads: int | None, executor: str, ray_address: str | None) -> int:
     """Torch threads per run (default: the usable CPUs split between the workers), checked against
     the CPUs this process may use where the runs train here (local, or a local Ray instance)."""
-    from nasbench_harness.config import threads_problem, usable_cpus
+    from nasbench_harness.threads import threads_problem, usable_cpus
 
     cpus = usable_cpus()
     if executor == "local" and not 1 <= workers <= cpus:

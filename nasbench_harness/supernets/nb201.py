@@ -79,7 +79,7 @@ class StackedConvBN(nn.Module):
             weight = self.conv.weight
         else:
             weight = torch.cat([self.conv.weight[k * c : (k + 1) * c] for k in used])
-            edge_weights = edge_weights[used]
+            edge_weights = torch.stack([edge_weights[k] for k in used])  # views: no index tensor from Python data
         use_batch = self.training or batch_stats or not self.track_running_stats
         y = F.batch_norm(
             F.conv2d(relu_x, weight, padding=self.conv.padding),
@@ -156,8 +156,10 @@ def source_ops(
     need3 = [k for k, u in enumerate(uses) if u[CONV3]]
     need1 = [k for k, u in enumerate(uses) if u[CONV1]]
     relu_h = torch.relu(h) if need1 or need3 else None
-    y3 = conv3(relu_h, weights[out, CONV3], batch_stats, need3) if need3 else None
-    y1 = conv1(relu_h, weights[out, CONV1], batch_stats, need1) if need1 else None
+    # the op weights of the edges in ``out``: one stack of views (indexing with the tuple would
+    # build an index tensor from Python data, a host-to-device copy, on every call)
+    y3 = conv3(relu_h, torch.stack([weights[e, CONV3] for e in out]), batch_stats, need3) if need3 else None
+    y1 = conv1(relu_h, torch.stack([weights[e, CONV1] for e in out]), batch_stats, need1) if need1 else None
     pool = any(u[POOL] for u in uses)
     pooled = F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False) if pool else None
     return uses, y1, y3, pooled
@@ -193,13 +195,17 @@ def node_constant(edge_constants: torch.Tensor, node: int, keep: torch.Tensor | 
     """The sum of ``edge_constants`` over the edges entering ``node``, each scaled by its drop-path mask."""
     entering = [e for e, (_, dst) in enumerate(EDGES) if dst == node]
     if keep is None:
-        return edge_constants[entering].sum()
+        return sum((edge_constants[e] for e in entering[1:]), edge_constants[entering[0]])
     return sum((edge_constants[e] * keep[e] for e in entering[1:]), edge_constants[entering[0]] * keep[entering[0]])
 
 
-def masked_constants(weights: torch.Tensor, mask: Mask) -> torch.Tensor:
-    """Per edge (and per cell, for per-cell weights), the sum of the weights of the ops ``mask`` leaves out."""
-    left_out = torch.tensor([[not used for used in row] for row in mask], device=weights.device)
+def masked_constants(weights: torch.Tensor, mask: torch.Tensor | Mask) -> torch.Tensor:
+    """Per edge (and per cell, for per-cell weights), the sum of the weights of the ops ``mask``
+    leaves out; a tensor ``mask`` on the weights' device costs no copy."""
+    if isinstance(mask, torch.Tensor):
+        left_out = ~mask.to(device=weights.device, dtype=torch.bool)
+    else:
+        left_out = torch.tensor([[not used for used in row] for row in mask], device=weights.device)
     return (weights * left_out).sum(-1)
 
 
@@ -273,8 +279,8 @@ class NB201SearchNet(nn.Module):
         per_cell = self._check_weights(weights)
         check_drop_prob(drop_prob)
         drop = drop_prob if self.training else 0.0
-        mask = as_mask(mask)
         constants = masked_constants(weights, mask) if masked_as_constants and mask is not None else None
+        mask = as_mask(mask)
         out = self.stem(x)
         cell = 0
         for layer in self.layers:
@@ -323,7 +329,7 @@ def as_mask(mask: torch.Tensor | Mask | None) -> Mask | None:
     if mask is None:
         return None
     if isinstance(mask, torch.Tensor):
-        mask = mask.detach().cpu().bool().tolist()
+        mask = mask.detach().bool().tolist()  # one read of the whole mask
     rows = tuple(tuple(bool(v) for v in row) for row in mask)
     if len(rows) != NUM_EDGES or any(len(row) != NUM_OPS for row in rows):
         raise ConfigError(f"an op mask must be {NUM_EDGES} x {NUM_OPS} booleans (edges x ops)")

@@ -50,11 +50,10 @@ IN_EDGES: tuple[tuple[int, ...], ...] = tuple(
 
 def edge_weights(beta: torch.Tensor) -> torch.Tensor:
     """Edge normalisation: (6,) weights, ``softmax(beta)`` over the edges entering each node."""
-    out = torch.empty_like(beta)
-    for edges in IN_EDGES:
-        index = list(edges)
-        out[index] = torch.softmax(beta[index], dim=0)
-    return out
+    by_edge: dict[int, torch.Tensor] = {}
+    for edges in IN_EDGES:  # selects and stacks: no index tensor built from Python data
+        by_edge.update(zip(edges, torch.softmax(torch.stack([beta[e] for e in edges]), dim=0).unbind(), strict=True))
+    return torch.stack([by_edge[e] for e in range(NUM_EDGES)])
 
 
 class PCNB201SearchCell(nn.Module):

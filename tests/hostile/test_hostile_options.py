@@ -22,10 +22,10 @@ from test_sweep import TINY
 from test_sweep import _suite as write_suite
 from tiny import tiny_search
 
-from nasbench_harness.config import _cgroup_cpu_quota, usable_cpus
 from nasbench_harness.errors import ConfigError, TrainingError
 from nasbench_harness.execution.local import SWEEP_FILE, run_sweep
 from nasbench_harness.execution.suite import expand, load_suite
+from nasbench_harness.threads import _cgroup_cpu_quota, usable_cpus
 
 CPUS = usable_cpus()
 SUITE = TINY.replace("      epochs: 2\n", "      epochs: 1\n")  # test_sweep's two-method suite, one epoch
@@ -99,12 +99,12 @@ def test_a_cgroup_cpu_quota_lowers_the_limit(tmp_path: Path, monkeypatch: pytest
     assert _cgroup_cpu_quota(tmp_path) == 2  # 1.5 CPUs: two threads may run
     (tmp_path / "cpu.max").write_text("max 100000\n")
     assert _cgroup_cpu_quota(tmp_path) is None
-    import nasbench_harness.config as config
+    import nasbench_harness.threads as threads
 
-    monkeypatch.setattr(config, "_cgroup_cpu_quota", lambda: 1)
-    assert config.usable_cpus() == 1
+    monkeypatch.setattr(threads, "_cgroup_cpu_quota", lambda: 1)
+    assert threads.usable_cpus() == 1
     with pytest.raises(ConfigError, match=r"threads 2: this machine allows at most 1 .*use 1\.\.1"):
-        config.check_threads(2)
+        threads.check_threads(2)
 
 
 def test_sweep_workers_beyond_the_cpus_are_a_usage_error(

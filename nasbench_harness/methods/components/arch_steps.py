@@ -72,21 +72,22 @@ def finite_difference_hvp(
     autograd. ``params`` are perturbed in place and restored before returning.
     """
     norm = torch.sqrt(sum((v.detach() ** 2).sum() for v in vector))  # type: ignore[arg-type]
-    if not torch.isfinite(norm) or float(norm) == 0.0:
-        return torch.zeros_like(alphas)
-    eps = scale / float(norm)
+    # Decided on the device (no host read): a zero or non-finite norm gives a zero product.
+    usable = torch.isfinite(norm) & (norm > 0)
+    eps = scale / torch.where(usable, norm, 1.0)
     _shift(params, vector, eps)
     (grad_plus,) = torch.autograd.grad(loss_fn(), [alphas])
     _shift(params, vector, -2 * eps)
     (grad_minus,) = torch.autograd.grad(loss_fn(), [alphas])
     _shift(params, vector, eps)
-    return (grad_plus - grad_minus) / (2 * eps)
+    return torch.where(usable, (grad_plus - grad_minus) / (2 * eps), 0.0)
 
 
-def _shift(params: Sequence[torch.Tensor], vector: Sequence[torch.Tensor], amount: float) -> None:
+def _shift(params: Sequence[torch.Tensor], vector: Sequence[torch.Tensor], amount: torch.Tensor) -> None:
+    """``p += amount * v`` for every pair; ``amount`` a 0-dim device tensor (no host read)."""
     with torch.no_grad():
         for p, v in zip(params, vector, strict=True):
-            p.add_(v, alpha=amount)
+            p.add_(v * amount)
 
 
 def _restore(params: Sequence[torch.Tensor], backup: Sequence[torch.Tensor]) -> None:
@@ -111,18 +112,24 @@ def _virtual_step(state: SearchState, train: Batch, params: list[torch.Tensor], 
 
 
 def _apply(state: SearchState, grad: torch.Tensor) -> None:
-    """One optimiser step of the alphas along ``grad``; a ``TrainingError`` (from
-    :func:`~nasbench_harness.methods.engine.loop.diverged`) when the gradient is not finite (the
-    weights or the loss diverged before) or the step left the alphas non-finite (its learning rate)."""
-    from nasbench_harness.methods.engine.loop import diverged
+    """One optimiser step of the alphas along ``grad``. Watched, not read (the loop reads them
+    every few steps, :meth:`~SearchState.check_finite`): the gradient's finiteness (else the
+    weights or the loss diverged before) and the alphas' after the step (else its learning rate)."""
+    from nasbench_harness.methods.engine.steps import diverged
 
-    if not bool(torch.isfinite(grad).all()):
-        raise diverged(state, "the architecture gradient became non-finite")
+    state.watch(
+        ("arch", "gradient"),
+        grad,
+        lambda where, _: diverged(state, "the architecture gradient became non-finite", where),
+    )
     state.a_optim.zero_grad(set_to_none=True)
     state.alphas.grad = grad.detach()
     state.a_optim.step()
-    if not bool(torch.isfinite(state.alphas.detach()).all()):
-        raise diverged(state, "the architecture step left the alphas non-finite", arch_step=True)
+    state.watch(
+        ("arch", "alphas"),
+        state.alphas,
+        lambda where, _: diverged(state, "the architecture step left the alphas non-finite", where, arch_step=True),
+    )
 
 
 class TrainLossStep(ArchStep):

@@ -50,9 +50,9 @@ class AuxiliarySkip(Component):
         beta = self.schedule.at(state.progress)
         if beta == 0.0:
             return weights
-        aux = torch.zeros(weights.shape[-1], dtype=weights.dtype, device=weights.device)
-        aux[SKIP] = beta
-        return weights + aux
+        weights = weights.clone()
+        weights[..., SKIP] += beta  # a Python scalar: no tensor built from host data
+        return weights
 
     def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
         self._beta = self.schedule.at(state.progress)

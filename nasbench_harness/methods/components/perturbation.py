@@ -58,12 +58,13 @@ class PGDResult:
     """The weights the weight step trains under, and the losses that decided them."""
 
     weights: torch.Tensor
-    loss_before: float
-    """Loss at the unperturbed weights."""
-    loss_after: float
-    """Loss at the final PGD iterate."""
-    kept: bool
-    """True unless the final iterate lowered the loss (then ``weights`` is unperturbed), as SDARTS."""
+    loss_before: torch.Tensor
+    """Loss at the unperturbed weights (0-dim, on the device)."""
+    loss_after: torch.Tensor
+    """Loss at the final PGD iterate (0-dim, on the device)."""
+    kept: torch.Tensor
+    """True unless the final iterate lowered the loss (then ``weights`` is unperturbed), as SDARTS
+    (a 0-dim bool on the device: choosing reads nothing on the host)."""
 
 
 def pgd_perturbation(
@@ -86,7 +87,7 @@ def pgd_perturbation(
     """
     base = weights.detach()
     with torch.no_grad():
-        before = float(loss_fn(base))
+        before = loss_fn(base).detach()
     w = base.clone()
     if random_start and eps > 0:
         w = clip_to_simplex(base + torch.empty_like(base).uniform_(-eps, eps), group_sizes)
@@ -99,9 +100,9 @@ def pgd_perturbation(
             w = clip_to_simplex(w, group_sizes)
     w = w.detach()
     with torch.no_grad():
-        after = float(loss_fn(w))
-    kept = not before > after
-    return PGDResult(w if kept else base, before, after, kept)
+        after = loss_fn(w).detach()
+    kept = ~(before > after)
+    return PGDResult(torch.where(kept, w, base), before, after, kept)
 
 
 class RandomPerturbation(Component):
@@ -161,7 +162,7 @@ class AdversarialPerturbation(Component):
                 "but the search loop did not set it; update nasbench_harness (methods/loop.py sets it)"
             )
         if state.step == 0:  # a new epoch (also after a rollback): count afresh
-            self._kept = self._seen = 0
+            self._kept, self._seen = torch.zeros((), dtype=torch.int64, device=weights.device), 0
 
         def loss_fn(w: torch.Tensor) -> torch.Tensor:
             return state.loss(batch, w, "weights")[0]
@@ -170,13 +171,13 @@ class AdversarialPerturbation(Component):
             result = pgd_perturbation(
                 loss_fn, weights, state.space.group_sizes, self.eps.at(state.progress), self.steps
             )
-        self._kept += int(result.kept)
+        self._kept = self._kept + result.kept  # on the device; read once, at the end of the epoch
         self._seen += 1
         return result.weights
 
     def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
         self._eps = self.eps.at(state.progress)
-        self._kept_fraction = self._kept / self._seen if self._seen else None
+        self._kept_fraction = int(self._kept) / self._seen if self._seen else None
         return None
 
     def state_columns(self) -> dict[str, float | int | str | None]:

@@ -74,8 +74,13 @@ def dirichlet_concentration(alphas: torch.Tensor) -> torch.Tensor:
 
 
 def dirichlet_sample(alphas: torch.Tensor, group_sizes: Sequence[int]) -> torch.Tensor:
-    """A reparameterised draw from ``Dir(ELU(alpha) + 1)`` per group (rows on the simplex)."""
-    return map_groups(dirichlet_concentration(alphas), group_sizes, lambda b: Dirichlet(b).rsample())
+    """A reparameterised draw from ``Dir(ELU(alpha) + 1)`` per group (rows on the simplex).
+
+    Unvalidated: ELU + 1 is positive by construction, and torch's check would read the
+    concentration on the host at every call."""
+    return map_groups(
+        dirichlet_concentration(alphas), group_sizes, lambda b: Dirichlet(b, validate_args=False).rsample()
+    )
 
 
 def dirichlet_mean(alphas: torch.Tensor, group_sizes: Sequence[int]) -> torch.Tensor:
@@ -87,7 +92,12 @@ def dirichlet_kl(alphas: torch.Tensor, group_sizes: Sequence[int], prior: float 
     """``sum_groups KL(Dir(ELU(alpha) + 1) || Dir(prior * 1))`` in nats (a scalar, differentiable)."""
     blocks = group_rows(dirichlet_concentration(alphas), group_sizes)
     return sum(
-        (kl_divergence(Dirichlet(b), Dirichlet(torch.full_like(b, prior))).sum() for b in blocks),
+        (
+            kl_divergence(
+                Dirichlet(b, validate_args=False), Dirichlet(torch.full_like(b, prior), validate_args=False)
+            ).sum()
+            for b in blocks
+        ),
         torch.zeros((), dtype=alphas.dtype, device=alphas.device),
     )
 

@@ -251,7 +251,7 @@ class NB1Shot1Space:
         w = self.layout.split(weights.detach())
         return {
             "mask": Mask(
-                ops=tuple(tuple(bool(v) for v in row) for row in (w.ops != 0).cpu()),
+                ops=tuple(tuple(row) for row in (w.ops != 0).tolist()),  # one read of the sample
                 output=(True,) * w.output.numel(),
                 inputs=tuple(None if t is None else (True,) * t.numel() for t in w.inputs),
             )

@@ -25,7 +25,7 @@ copies. No hook knows which method it belongs to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -36,6 +36,7 @@ from nasbench_harness.errors import TrainingError
 from nasbench_harness.methods.components.hessian import eval_mode, frozen_bn_stats
 from nasbench_harness.methods.engine.adapters import SearchSpaceAdapter
 from nasbench_harness.methods.engine.options import Options, parse_options
+from nasbench_harness.methods.engine.watch import FiniteWatch, WatchError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -98,8 +99,17 @@ class SearchState:
     arch_batch: Batch | None = None
     eval_batches: Callable[[], Iterable[Batch]] | None = None
     eigenvalue: Callable[[Batch, float], float] | None = None
-    _term_flags: dict[tuple[int, str], tuple[torch.Tensor, str]] = field(default_factory=dict, init=False, repr=False)
-    """Per (component, phase): whether its extra terms were finite since :meth:`check_terms` (GPU runs)."""
+    compiled_net: Callable[..., torch.Tensor] | None = None
+    """``torch.compile`` of ``net`` (``speed.compile``), used by the arch and weight steps' forwards
+    without a path mask; evaluations, final nets, sampled paths and the Hessian stay eager."""
+    weight_step_graph: Any = None
+    """The captured weight step (``speed.cuda_graph``, :mod:`.graphs`), None to run it eagerly."""
+    weight_step_dtype: torch.dtype | None = None
+    """The autocast dtype of the weight step (``speed.amp_bf16``: bfloat16), None for full precision."""
+    steps: int = 0
+    """Batches per epoch (set by the loop)."""
+    finite: FiniteWatch = field(default_factory=FiniteWatch, repr=False)
+    """What :meth:`watch` keeps on the device until :meth:`check_finite` reads it."""
 
     def mixing(self, alphas: torch.Tensor | None = None, phase: Phase = "arch") -> torch.Tensor:
         """The mixing weights the supernet sees for ``alphas`` (default: the current ones) in ``phase``."""
@@ -128,15 +138,16 @@ class SearchState:
         options: dict[str, Any] = {}
         for component in self.method.all_components:
             options.update(component.forward_options(self, phase))
+        if self.compiled_net is not None and phase != "eval" and options.get("mask") is None:
+            return self.compiled_net(x, weights, **options)
         return self.net(x, weights, **options)
 
     def loss(self, batch: Batch, weights: torch.Tensor, phase: Phase) -> tuple[torch.Tensor, torch.Tensor]:
         """(cross-entropy + the components' extra terms for ``phase``, logits).
 
-        Every extra term must be a finite 0-dim tensor; a component breaking that fails the run
-        with a :class:`TrainingError` naming it. On the CPU the check is immediate; on a GPU each
-        term's finiteness is kept as a device-side flag (no host sync per call), read in one go
-        by :meth:`check_terms`, which the loop calls where it already reads the step's loss.
+        Every extra term must be a 0-dim tensor (a :class:`TrainingError` naming the component
+        at once otherwise) and finite: that is :meth:`watch`ed, so a non-finite term fails the run,
+        naming the component, at the next :meth:`check_finite`.
         """
         x, y = batch
         logits = self.forward(x, weights, phase)
@@ -148,18 +159,16 @@ class SearchState:
                 loss = loss + extra
         return loss, logits
 
-    def check_terms(self) -> None:
-        """Raise the :class:`TrainingError` of the first component whose extra loss term was not
-        finite since the last call (GPU runs; on the CPU :meth:`loss` raises at once). One host
-        read of all the flags; nothing to read when no term is pending."""
-        pending, self._term_flags = self._term_flags, {}
-        if not pending:
-            return
-        finite = torch.stack([flag for flag, _ in pending.values()]).tolist()
-        for ok, (_, phase), (_, label) in zip(finite, pending, pending.values(), strict=True):
-            if not ok:
-                where = f"in epoch {self.epoch}, at or before step {self.step + 1}"
-                raise TrainingError(_nonfinite_term(label, phase, "inf or nan", where))
+    def watch(self, key: Hashable, value: torch.Tensor, error: WatchError) -> None:
+        """Keep, on the device, whether and when in this epoch ``value`` was first not finite
+        (:class:`~nasbench_harness.methods.engine.watch.FiniteWatch`); :meth:`check_finite`
+        raises ``error(where, value)`` for the earliest."""
+        self.finite.watch(self.step, key, value, error)
+
+    def check_finite(self, *also: torch.Tensor) -> list[float]:
+        """Read every watched flag and ``also`` in one host read; raise the error of the quantity
+        that went non-finite first; return ``also``'s values, flattened."""
+        return self.finite.check(self.epoch, *also)
 
     def _check_term(self, component: Component, extra: Any, phase: Phase) -> None:
         if not isinstance(extra, torch.Tensor) or extra.dim() != 0:
@@ -167,16 +176,8 @@ class SearchState:
                 f"{component_label(component)}.extra_loss returned {extra!r:.80} for the {phase} loss; it must return "
                 "a 0-dim tensor (or None to add nothing). The run stops here and keeps the epochs already written"
             )
-        if extra.device.type == "cpu":  # reading a CPU tensor costs no device sync
-            if not bool(torch.isfinite(extra)):
-                where = f"in epoch {self.epoch}, step {self.step + 1}"
-                raise TrainingError(_nonfinite_term(component_label(component), phase, float(extra.detach()), where))
-            return
-        key = (id(component), phase)
-        flag = torch.isfinite(extra.detach())
-        if key in self._term_flags:
-            flag = flag & self._term_flags[key][0]
-        self._term_flags[key] = (flag, component_label(component))
+        label = component_label(component)
+        self.watch(("term", id(component), phase), extra, lambda where, v: _nonfinite_term(label, phase, v, where))
 
     @torch.no_grad()
     def evaluate(
@@ -246,8 +247,8 @@ def component_label(component: Any) -> str:
     return f"plugin {ref}" if ref else type(component).__name__
 
 
-def _nonfinite_term(label: str, phase: Phase, value: Any, where: str) -> str:
-    return (
+def _nonfinite_term(label: str, phase: Phase, value: float | None, where: str) -> TrainingError:
+    return TrainingError(
         f"{label} added a non-finite term ({value}) to the {phase} loss {where}; the run stops here and keeps "
         "the epochs already written. Fix the component (nasbench_harness.testing.check_regularizer tests a "
         "regularizer's contract), lower its weight, or run without it"

@@ -24,17 +24,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nasbench_harness.config import SearchConfig
+from nasbench_harness.config import SearchConfig, resolve_channels_last
 from nasbench_harness.data import SearchData
 from nasbench_harness.data.loader import BatchLoader
 from nasbench_harness.errors import TrainingError
 from nasbench_harness.methods.components.hessian import dominant_eigenvalue, frozen_bn_stats
 from nasbench_harness.methods.engine.adapters import get_search_space
-from nasbench_harness.methods.engine.base import Batch, Component, Method, Rollback, SearchState, Stop
+from nasbench_harness.methods.engine.base import Batch, Method, Rollback, SearchState, Stop
+from nasbench_harness.methods.engine.steps import training_step
 from nasbench_harness.tracking import RunDir
 
 Progress = Callable[[str, dict[str, Any]], None]
-"""Called with ("step", {epoch, step, steps, loss}) and ("epoch", trajectory row)."""
+"""Called with ("step", {epoch, step, steps, loss}) every ``tracking.sync_every`` steps and at an
+epoch's last (``loss``: the epoch's mean training loss so far), and with ("epoch", trajectory row)."""
 
 
 @dataclass
@@ -54,7 +56,9 @@ def build_loaders(config: SearchConfig, data: SearchData, device: torch.device) 
     reference feeds its architecture step augmented batches (quark0/darts ``train_search.py``
     builds ``valid_queue`` over ``train_data``; AutoDL's ``SearchDataset`` wraps the train
     transform for both halves; RobustDARTS, SmoothDARTS and NB-1Shot1 do the same). The
-    end-of-epoch evaluation and the fixed eigenvalue batch stay unaugmented.
+    end-of-epoch evaluation and the fixed eigenvalue batch stay unaugmented. The evaluation
+    images are a fixed subset of search-valid (``tracking.final_eval_images``, the same images
+    every epoch, drawn from the seed), in batches of ``tracking.eval_batch_size``.
     """
     if config.batch_size > len(data.train):
         from nasbench_harness.errors import ConfigError
@@ -63,9 +67,16 @@ def build_loaders(config: SearchConfig, data: SearchData, device: torch.device) 
             f"batch_size {config.batch_size} is more than the {len(data.train)} search-train images; "
             f"use 2..{len(data.train)} (or more images: data.train_size)"
         )
-    common = {"mean": data.mean, "std": data.std, "device": device, "channels_last": config.model.channels_last}
+    nhwc = resolve_channels_last(config, device)
+    common = {"mean": data.mean, "std": data.std, "device": device, "channels_last": nhwc}
     train = BatchLoader(
-        data.train, batch_size=config.batch_size, shuffle=True, augment=config.data.augment, seed=config.seed, **common
+        data.train,
+        batch_size=config.batch_size,
+        shuffle=True,
+        augment=config.data.augment,
+        seed=config.seed,
+        drop_last=config.speed.cuda_graph,  # a captured step has one batch shape
+        **common,
     )
     valid = BatchLoader(
         data.valid,
@@ -79,7 +90,7 @@ def build_loaders(config: SearchConfig, data: SearchData, device: torch.device) 
     order = np.random.default_rng(config.seed).permutation(len(data.valid))
     evaluation = BatchLoader(
         data.valid.take(np.sort(order[:n_eval])),
-        batch_size=max(config.batch_size, 128),
+        batch_size=config.tracking.eval_batch_size,  # fixed: batch-statistics BN makes it part of the number
         shuffle=False,
         augment=False,
         seed=0,
@@ -118,7 +129,7 @@ def build_state(
     built = (c.build_net(space, config.model, num_classes) for c in method.all_components)
     net = next((n for n in built if n is not None), None)
     net = (space.build_net(config.model, num_classes) if net is None else net).to(device)
-    if config.model.channels_last:
+    if resolve_channels_last(config, device):
         net = net.to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(config.seed)
     alphas = torch.nn.Parameter(space.init_alphas(generator, config.arch_optim.init_scale).to(device))
@@ -129,7 +140,38 @@ def build_state(
     a_optim = torch.optim.Adam([alphas], lr=a.lr, betas=a.betas, weight_decay=a.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optim, T_max=config.epochs, eta_min=o.lr_min)
     state = SearchState(net, alphas, w_optim, a_optim, o.grad_clip, method, space, epochs=config.epochs)
+    apply_speed(state, config, device)
     return state, scheduler
+
+
+COMPILE_BACKEND = "inductor"
+"""``torch.compile``'s backend for ``speed.compile`` (tests trace with ``aot_eager``, which skips code generation)."""
+
+
+def apply_speed(state: SearchState, config: SearchConfig, device: torch.device) -> None:
+    """Switch on the ``speed`` options of ``config`` for ``state`` (none is on by default).
+
+    - ``amp_bf16``: the weight step's forward and loss under bfloat16 autocast; the arch step,
+      the finite differences and the Hessian stay in float32;
+    - ``compile``: ``torch.compile`` of the supernet for the arch and weight steps' forwards
+      without a path mask (final nets, evaluations, sampled paths and the Hessian run eagerly, so
+      a new genotype never recompiles);
+    - ``cuda_graph``: the weight step replayed from a CUDA graph (:mod:`.graphs`), CUDA only.
+    """
+    from nasbench_harness.errors import ConfigError
+
+    speed = config.speed
+    if speed.amp_bf16:
+        state.weight_step_dtype = torch.bfloat16
+    if speed.compile:
+        state.compiled_net = torch.compile(state.net, dynamic=False, backend=COMPILE_BACKEND)
+    if speed.cuda_graph:
+        from nasbench_harness.methods.engine.graphs import GraphedWeightStep, check_graphable
+
+        if device.type != "cuda":
+            raise ConfigError(f"speed.cuda_graph needs a CUDA device, and this run is on {device}; turn it off")
+        check_graphable(state.method)
+        state.weight_step_graph = GraphedWeightStep()
 
 
 class Search:
@@ -188,6 +230,8 @@ class Search:
         with torch.no_grad():
             s.alphas.copy_(checkpoint["alphas"].to(self.device))
         s.w_optim.load_state_dict(checkpoint["w_optim"])
+        if s.weight_step_graph is not None:  # the optimiser's buffers are new tensors now
+            s.weight_step_graph.invalidate()
         s.a_optim.load_state_dict(checkpoint["a_optim"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         if components:
@@ -237,38 +281,42 @@ class Search:
         return None
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
-        """One pass over search-train: arch step + weight step per batch pair."""
+        """One pass over search-train: arch step + weight step per batch pair.
+
+        Nothing is read back from the device inside a step: the loss and accuracy sums stay on
+        the device, and the host reads them, with the finiteness of every watched quantity
+        (:meth:`SearchState.check_finite`), every ``tracking.sync_every`` steps and at the end
+        of the epoch; progress is reported then too.
+        """
         s, cfg = self.state, self.config
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
-        s.epoch = epoch
+        s.epoch, s.steps = epoch, len(self.loaders.train)
         s.net.train()
         lr, arch_lr = s.weight_lr, float(s.a_optim.param_groups[0]["lr"])
         valid_batches = _repeat(self.loaders.valid, epoch)
-        totals = np.zeros(3)  # train loss sum, correct predictions, images
-        steps = len(self.loaders.train)
-        arch_on = s.arch_step_on()
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss x images, correct predictions
+        images, every = 0, cfg.tracking.sync_every
         for step, train in enumerate(self.loaders.train.epoch(epoch)):
-            s.step, s.batch, s.arch_batch = step, train, next(valid_batches)
-            if arch_on:
-                s.method.arch_step.step(s, train, s.arch_batch)
-            loss, logits = self.weight_step(train)
-            n = train[1].numel()
-            totals += (float(loss) * n, float((logits.argmax(1) == train[1]).sum()), n)
-            s.check_terms()  # GPU: the components' extra terms' finiteness, read with the loss
-            if self.progress:
-                self.progress("step", {"epoch": epoch, "step": step + 1, "steps": steps, "loss": float(loss)})
+            s.step = step
+            loss, logits = training_step(s, train, next(valid_batches))
+            n = train[1].shape[0]
+            sums += torch.stack([loss.double() * n, (logits.argmax(1) == train[1]).sum().double()])
+            images += n
+            if (step + 1) % every == 0 or step + 1 == s.steps:
+                loss_sum, _ = s.check_finite(sums)
+                if self.progress:
+                    self.progress(
+                        "step", {"epoch": epoch, "step": step + 1, "steps": s.steps, "loss": loss_sum / images}
+                    )
         s.batch = None  # s.arch_batch stays: the epoch's last, for end-of-epoch measurements
         self.scheduler.step()
+        loss_sum, correct = sums.tolist()
         return {
-            "train_loss": totals[0] / totals[2],
-            "train_acc": 100.0 * totals[1] / totals[2],
+            "train_loss": loss_sum / images,
+            "train_acc": 100.0 * correct / images,
             "lr": lr,
             "arch_lr": arch_lr,
         }
-
-    def weight_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """SGD on the weights under the method's view of the architecture."""
-        return weight_step(self.state, batch)
 
     def track(self, epoch: int) -> dict[str, Any]:
         """End-of-epoch measurements: supernet vs final net, genotype, ground truth, eigenvalue."""
@@ -336,51 +384,6 @@ class Search:
         """Long-form alphas and their mixing weights after ``epoch``."""
         s = self.state
         return s.space.alpha_rows(epoch, s.alphas, s.mixing(phase="eval"))
-
-
-def weight_step(state: SearchState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step of the weights under the method's view of the architecture; (loss, logits), detached."""
-    weights = state.mixing(phase="weights").detach()
-    for component in state.method.all_components:
-        weights = component.weight_step_weights(state, weights)
-    state.w_optim.zero_grad(set_to_none=True)
-    loss, logits = state.loss(batch, weights, "weights")
-    if not torch.isfinite(loss):
-        state.check_terms()  # a component's non-finite term is named before the generic advice
-        raise diverged(state, f"the weight-step loss became {float(loss.detach())}")
-    loss.backward()
-    if state.grad_clip:
-        torch.nn.utils.clip_grad_norm_(state.net.parameters(), state.grad_clip)
-    state.w_optim.step()
-    return loss.detach(), logits.detach()
-
-
-def diverged(state: SearchState, what: str, arch_step: bool = False) -> TrainingError:
-    """The error of a search whose numbers stopped being finite: ``what`` happened in which epoch
-    and step, and what to change (:func:`divergence_advice`)."""
-    return TrainingError(
-        f"{what} in epoch {state.epoch}, step {state.step + 1}; the run stops here and keeps the epochs "
-        f"already written. {divergence_advice(state, arch_step)}"
-    )
-
-
-def divergence_advice(state: SearchState, arch_step: bool = False) -> str:
-    """What to change after a non-finite value, from the run's own settings: the alphas' learning
-    rate when they diverged (``arch_step``: their own update did), else the weights' (gradient
-    clipping only when it is off), and the weight of any extra loss term."""
-    extra = sorted(
-        {type(c).__name__ for c in state.method.all_components if type(c).extra_loss is not Component.extra_loss}
-    )
-    terms = f", or the weight of the extra loss terms ({', '.join(extra)[:80]})" if extra else ""
-    if arch_step or not bool(torch.isfinite(state.alphas.detach()).all()):
-        lr = state.a_optim.param_groups[0]["lr"]
-        return f"The alphas diverged: lower their learning rate (--set arch_optim.lr=..., now {lr:g}){terms}"
-    lr = state.w_optim.param_groups[0]["lr"]
-    clip = (
-        f"Gradient clipping is already on (optim.grad_clip={state.grad_clip:g}): lower" if state.grad_clip else "Lower"
-    )
-    advice = f"{clip} the learning rate (--set optim.lr=..., now {lr:g})"
-    return advice + ("" if state.grad_clip else " or enable gradient clipping (--set optim.grad_clip=5)") + terms
 
 
 def _repeat(loader: BatchLoader, epoch: int) -> Iterator[Batch]:

@@ -23,12 +23,13 @@ from typing import Any
 
 import torch
 
-from nasbench_harness.config import SearchConfig, check_threads
+from nasbench_harness.config import SearchConfig, with_channels_last
 from nasbench_harness.data import SearchData, load_search_data
 from nasbench_harness.errors import NbhError, RunDirError, StorageError, Terminated
 from nasbench_harness.methods.engine.loop import Progress, Search, resolve_device
 from nasbench_harness.registry import build_method
 from nasbench_harness.spaces.catalog import open_benchmark
+from nasbench_harness.threads import check_threads
 from nasbench_harness.tracking import RunDir, describe_config_diff, git_commit, utc_now, versions
 from nasbench_harness.tracking.atomic import check_output_dir, storage_error
 
@@ -88,6 +89,8 @@ def _run_locked(
     bench: Any,
     progress: Progress | None,
 ) -> RunResult:
+    torch_device = resolve_device(device)
+    config = with_channels_last(config, torch_device)  # recorded as chosen for this device
     config_dict = config.to_dict()
     existing = run_dir.exists
     if existing:
@@ -97,7 +100,6 @@ def _run_locked(
             )
         _check_same_config(run_dir, config_dict)
     method, plugins = build_method(config)
-    torch_device = resolve_device(device)
     if config.threads:
         torch.set_num_threads(check_threads(config.threads))  # never an absurd count: ConfigError naming the limit
     bench = bench or open_benchmark(config.space, data_dir, cache_dir)
@@ -153,14 +155,29 @@ def _check_same_config(run_dir: RunDir, config: dict[str, Any]) -> None:
     old = run_dir.read_manifest().get("config")
     if old is None:
         raise RunDirError(f"{run_dir.path / 'manifest.json'} has no config; it was not written by `nbh search`")
+    # Keys added since the run was written take their defaults, which do what that version did.
+    old = _with_new_defaults(old)
     # Threads change speed, not results, and may differ between machines; a plugin's time limit
-    # changes only whether a slow call fails.
-    diff = describe_config_diff(old, config, ignore=["threads", "plugin_timeout_s"])
+    # changes only whether a slow call fails, and sync_every only how often the host reads the loss.
+    diff = describe_config_diff(old, config, ignore=["threads", "plugin_timeout_s", "tracking.sync_every"])
     if diff:
         raise RunDirError(
             f"{run_dir.path} holds a run with a different config (differs in {diff}); "
             "resume it with the same options, or choose another --out"
         )
+
+
+def _with_new_defaults(old: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with every key a newer version added set to its default (missing sections too)."""
+    defaults = SearchConfig().to_dict()
+
+    def fill(values: Any, default: Any) -> Any:
+        if not (isinstance(values, dict) and isinstance(default, dict)):
+            return values
+        filled = {k: fill(v, default.get(k)) for k, v in values.items()}
+        return {**{k: v for k, v in default.items() if k not in values}, **filled}
+
+    return fill(old, defaults)
 
 
 def _manifest(config: dict[str, Any], data: SearchData, bench: Any, device: torch.device) -> dict[str, Any]:

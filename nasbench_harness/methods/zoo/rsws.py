@@ -33,6 +33,13 @@ def uniform_genotype(state: SearchState, generator: torch.Generator | None = Non
     return state.space.derive(scores, state.method.include_none)
 
 
+def _draw_paths(state: SearchState, alphas: torch.Tensor, n: int) -> tuple[torch.Tensor, list[Any]]:
+    """``n`` uniform paths: their one-hot weights stacked (one copy to ``alphas``'s device) and masks."""
+    drawn = [state.space.final_net(uniform_genotype(state), torch.device("cpu")) for _ in range(n)]
+    weights = torch.stack([w.to(alphas.dtype).reshape(alphas.shape) for w, _ in drawn])
+    return weights.to(alphas.device), [mask for _, mask in drawn]
+
+
 def oneshot_accuracy(state: SearchState, genotype: Any, batches: Iterable[Batch]) -> float:
     """Accuracy (%) of ``genotype``'s final net with the supernet's shared weights on ``batches``,
     as the loop evaluates final nets (:meth:`SearchState.evaluate_genotype`: only the path is
@@ -48,6 +55,7 @@ class RandomWeightSharing(ArchStep):
     def __init__(self, options: RSWSOptions) -> None:
         self.options = options
         self._sample: tuple[tuple[int, int], Any] | None = None
+        self._paths: tuple[int, torch.Tensor, list[Any]] | None = None  # epoch, weights (steps, ...), masks
         self._best: tuple[int, Any, float] | None = None  # epoch, genotype, one-shot accuracy
         self.candidates: list[tuple[Any, float]] = []
         """The last ranking: (genotype, one-shot accuracy %) of every candidate, in drawing order."""
@@ -58,9 +66,23 @@ class RandomWeightSharing(ArchStep):
     def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor | None:
         if phase != "weights":
             return None  # evaluation and Hessian see softmax(alpha): the untrained, uniform mixture
-        weights, mask = state.space.final_net(uniform_genotype(state), alphas.device)
+        weights, mask = self._path(state, alphas)
         self._sample = ((state.epoch, state.step), mask)
-        return weights.to(alphas.dtype).reshape(alphas.shape)
+        return weights
+
+    def _path(self, state: SearchState, alphas: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """The uniform path of this step: its one-hot weights (on the device) and its mask.
+
+        All of an epoch's paths are drawn at its first step, in the order the steps would draw
+        them (torch's global RNG, reseeded by the loop each epoch), and their weights uploaded in
+        one copy, so a step neither waits for the host nor copies to the device."""
+        if state.step == 0 or self._paths is None or self._paths[0] != state.epoch:
+            self._paths = (state.epoch, *_draw_paths(state, alphas, max(state.steps, 1)))
+        epoch, weights, masks = self._paths
+        if state.step >= len(masks):  # a caller that did not say how many steps the epoch has
+            more, more_masks = _draw_paths(state, alphas, state.step + 1 - len(masks))
+            self._paths = epoch, weights, masks = (epoch, torch.cat([weights, more]), masks + more_masks)
+        return weights[state.step], masks[state.step]
 
     def forward_options(self, state: SearchState, phase: Phase) -> dict[str, Any]:
         if phase == "weights" and self._sample is not None and self._sample[0] == (state.epoch, state.step):

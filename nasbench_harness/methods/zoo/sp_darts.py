@@ -74,14 +74,24 @@ class SparseTemperature(Component):
         self._key: tuple[int, int] | None = None
         self._tau = options.tau
         self._drawn = self._sparse = 0
+        self._draws: list[bool] = []
         self._columns: dict[str, float | int | str | None] = {}
 
     def step_tau(self, state: SearchState) -> float:
-        """The temperature of the current (epoch, step); drawn once per step from torch's global RNG."""
+        """The temperature of the current (epoch, step): sparse with the epoch's probability.
+
+        The draws come from torch's global RNG (reseeded every epoch), all of an epoch's steps in
+        one draw at its first step, so that the host reads random numbers once per epoch, not
+        once per step."""
         key = (state.epoch, state.step)
         if key != self._key:
             schedule = sp_schedule(self.options, state.epoch, state.epochs)
-            sparse = bool(torch.rand(()) < schedule.sparse_prob)
+            if state.step == 0 or self._key is None or self._key[0] != state.epoch:
+                self._draws = []
+            if state.step >= len(self._draws):
+                more = max(state.steps, state.step + 1) - len(self._draws)
+                self._draws += (torch.rand(more) < schedule.sparse_prob).tolist()
+            sparse = self._draws[state.step]
             self._key, self._tau = key, schedule.sparse_tau if sparse else schedule.dense_tau
             self._drawn += 1
             self._sparse += sparse
@@ -142,7 +152,3 @@ def sp_darts(options: dict[str, Any]) -> Method:
     """
     opts = parse_options(SPDartsOptions, options, "sp-darts")
     return Method(name="sp-darts", arch_step=FirstOrderStep(), components=[SparseTemperature(opts)])
-
-
-
-
