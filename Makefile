@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/perf/nb201_search.py
 	$(BIN)/python benchmarks/perf/gdas_step.py
 	$(BIN)/python benchmarks/perf/gpu_step.py
+	$(BIN)/python benchmarks/perf/tracking_cost.py
 	@if [ -n "$$NB1SHOT1_PEER" ]; then $(BIN)/python benchmarks/perf/nb1shot1_search.py; \
 	else echo "skipping benchmarks/perf/nb1shot1_search.py: set NB1SHOT1_PEER to a checkout of automl/nasbench-1shot1"; fi
 

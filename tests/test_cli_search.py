@@ -69,7 +69,17 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypa
     out = str(tmp_path / "r")
     assert "write key=value" in _error(capsys, monkeypatch, "search", "--set", "epochs", "--out", out)
     assert "holds no run to continue" in _error(capsys, monkeypatch, "search", "--resume", "--out", out)
-    assert "no CUDA device" in _error(capsys, monkeypatch, "search", "--device", "cuda", "--out", out)
+
+
+def test_cuda_without_a_cuda_device_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When torch sees no CUDA device (as here, and pinned so on a GPU machine too), ``--device cuda`` fails."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    message = _error(capsys, monkeypatch, "search", "--device", "cuda", "--out", str(tmp_path / "r"))
+    assert "--device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto" in message
 
 
 def test_bad_choices_are_usage_errors(

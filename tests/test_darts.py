@@ -94,6 +94,26 @@ def test_exact_eigenvalue_matches_eigvalsh_of_the_supernet_hessian() -> None:
     assert abs(eig.value - float(torch.linalg.eigvalsh((full + full.T) / 2)[-1])) < 1e-8
 
 
+@pytest.mark.parametrize("space", ["nb201", "nb1shot1-1"])
+@pytest.mark.parametrize("chunk", [3, 8, 64])
+def test_batched_hessian_vector_products_give_the_one_at_a_time_hessian(space: str, chunk: int) -> None:
+    """The vmapped double backward (a GPU's default, :func:`hvp_chunk`) computes the same Hessian
+    as one product at a time, through every custom autograd function of both supernets."""
+    from nasbench_harness.testing import tiny_state
+
+    state = tiny_state(space)
+    x, y = state.batch
+    basis = softmax_basis(state.space.group_sizes)
+
+    def loss(a: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(state.forward(x, state.mixing(a, phase="eval"), "eval"), y)
+
+    one = alpha_hessian(loss, state.alphas, basis, chunk=1)
+    batched = alpha_hessian(loss, state.alphas, basis, chunk=chunk)
+    assert one.abs().max() > 0
+    torch.testing.assert_close(batched, one, rtol=1e-5, atol=1e-7)
+
+
 def _quadratic(values: torch.Tensor, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """A random symmetric matrix with the spectrum ``values`` and alphas on ``device``."""
     generator = torch.Generator().manual_seed(5)

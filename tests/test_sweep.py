@@ -108,7 +108,16 @@ def test_a_run_held_by_another_sweep_is_left_alone(tmp_path: Path, synthetic_dat
     assert outcome.status == "busy" and not (runs[0].path / "manifest.json").exists()
 
 
+def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Torch sees no CUDA device (as on this machine), so ``--device auto`` means the CPU and the
+    ``cpu`` preset; pinned, so that a test means the same on a GPU machine."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
 def test_cli_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    no_gpu(monkeypatch)  # the default preset follows the device: cpu without a GPU
     code, out, err = nbh(capsys, monkeypatch, "sweep", str(SUITES / "rdarts-eigenvalue.yaml"), "--dry-run",
                          "--root", str(tmp_path))  # fmt: skip
     assert code == 0, err
@@ -124,6 +133,7 @@ def test_check_regularizer_end_to_end(
     )
     example = Path(__file__).parents[1] / "examples" / "skip_penalty.py"
     report = tmp_path / "check.html"
+    no_gpu(monkeypatch)  # --device auto: the CPU and the cpu preset, also on a GPU machine
     code, out, err = nbh(
         capsys, monkeypatch, "check-regularizer", f"{example}:SkipPenalty", "--suite", str(suite),
         "--root", str(tmp_path / "results"), "--report", str(report), "--data-dir", str(synthetic_data_dir),
@@ -158,8 +168,9 @@ def test_a_sweep_killed_mid_run_completes_only_what_is_missing(tmp_path: Path, s
     text = textwrap.dedent(TINY).replace("epochs: 2", "epochs: 4")
     suite = _suite(tmp_path, text)
     root = tmp_path / "results"
+    # --device cpu: the cpu preset's runs, and resumed below on the CPU, on a GPU machine too
     command = [sys.executable, "-m", "nasbench_harness.cli.main", "sweep", str(suite), "--root", str(root),
-               "--data-dir", str(synthetic_data_dir), "--workers", "2"]  # fmt: skip
+               "--data-dir", str(synthetic_data_dir), "--workers", "2", "--device", "cpu"]  # fmt: skip
     runs = expand(load_suite(suite), "cpu", root)
     proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

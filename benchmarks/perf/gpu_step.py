@@ -71,6 +71,7 @@ from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.engine import loop
 from nasbench_harness.methods.engine.loop import build_state
 from nasbench_harness.methods.engine.steps import weight_step
+from nasbench_harness.numerics import device_description, numerics_applied
 from nasbench_harness.registry import build_method
 from nasbench_harness.tracking.provenance import git_commit, versions
 
@@ -560,6 +561,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{device} ({where}), torch {torch.__version__}, {torch.get_num_threads()} threads; ", end="")
     print(f"{sizes} sizes, {rounds} rounds x {steps} iterations per mode", flush=True)
     backend, loop.COMPILE_BACKEND = loop.COMPILE_BACKEND, args.compile_backend
+    # the numerics a run sets (TF32 off unless numerics.tf32), not torch's defaults
+    with numerics_applied(build_config("paper").numerics, device) as flags:
+        result["numerics"] = {"flags": flags, "device": device_description(device)}
+        _run_spaces(result, args, device, sizes, rounds, steps, backend)
+    if args.json:
+        print(f"\nwrote {args.json}")
+    return result
+
+
+def _run_spaces(
+    result: dict[str, Any],
+    args: argparse.Namespace,
+    device: torch.device,
+    sizes: str,
+    rounds: int,
+    steps: int,
+    backend: str,
+) -> None:
+    cuda = device.type == "cuda"
     try:
         for space in args.spaces:
             result["spaces"][space] = run_space(space, SIZES[sizes][space], device, args, rounds, steps)
@@ -570,9 +590,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 torch.cuda.empty_cache()
     finally:
         loop.COMPILE_BACKEND = backend
-    if args.json:
-        print(f"\nwrote {args.json}")
-    return result
 
 
 if __name__ == "__main__":

@@ -55,8 +55,9 @@ def search(
         list[str] | None,
         typer.Option(
             "--set",
-            help="Override a config value, e.g. --set optim.lr=0.05 --set method_options.order=2 "
-            "--set data.train_size=2048 (repeatable; see the run's manifest.json for every key).",
+            help="Override a config value (repeatable), e.g. --set optim.lr=0.05 --set method_options.order=2 "
+            "--set data.train_size=2048; on a GPU --set numerics.tf32=true (TF32 in the training steps) or "
+            "--set numerics.deterministic=true (bit-identical resumes). The run's manifest.json lists every key.",
             show_default=False,
         ),
     ] = None,

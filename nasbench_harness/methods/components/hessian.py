@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nasbench_harness.numerics import full_fp32
+
 EXACT_LIMIT = 64
 """Up to this many alphas the Hessian is built exactly."""
 
@@ -30,13 +32,24 @@ class Eigen:
     method: str  # "exact" | "lanczos"
 
 
+def hvp_chunk(device: torch.device) -> int:
+    """Hessian-vector products computed together (one vmapped double backward): on a GPU, where a
+    product of the small supernet costs its kernel launches more than its arithmetic, 8 at a
+    time (8x one product's memory); on the CPU one at a time (batching saves no arithmetic)."""
+    return 8 if device.type == "cuda" else 1
+
+
 def alpha_hessian(
-    loss_fn: Callable[[torch.Tensor], torch.Tensor], alphas: torch.Tensor, basis: torch.Tensor | None = None
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    alphas: torch.Tensor,
+    basis: torch.Tensor | None = None,
+    chunk: int | None = None,
 ) -> torch.Tensor:
     """The exact Hessian d^2 loss / d alpha^2, symmetrised, in float64.
 
     Without ``basis``: (n, n) for n = alphas.numel(), one Hessian-vector product per alpha.
-    With an orthonormal ``basis`` (n, k): the (k, k) matrix B^T H B, from k products.
+    With an orthonormal ``basis`` (n, k): the (k, k) matrix B^T H B, from k products, computed
+    ``chunk`` at a time (default :func:`hvp_chunk`).
     """
     a = alphas.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(loss_fn(a), [a], create_graph=True, allow_unused=True)
@@ -45,11 +58,34 @@ def alpha_hessian(
         return torch.zeros(k, k, dtype=torch.float64, device=a.device)
     n = grad.numel()
     directions = torch.eye(n, dtype=grad.dtype, device=grad.device) if basis is None else basis.to(grad).T
-    rows = [
-        torch.autograd.grad(grad, [a], grad_outputs=d.reshape(grad.shape), retain_graph=i < len(directions) - 1)[0]
-        for i, d in enumerate(directions)
-    ]
-    products = torch.stack([r.reshape(-1) for r in rows]).double()  # row i = H d_i
+    chunk = hvp_chunk(a.device) if chunk is None else chunk
+    rows, batching = [], chunk > 1
+    for start in range(0, len(directions), chunk):
+        block = directions[start : start + chunk]
+        keep = start + chunk < len(directions)
+        batched = None
+        if batching and len(block) > 1:  # one vmapped double backward: one launch per op, not per direction
+            try:
+                (batched,) = torch.autograd.grad(
+                    grad,
+                    [a],
+                    grad_outputs=block.reshape(len(block), *grad.shape),
+                    retain_graph=True,
+                    is_grads_batched=True,
+                )
+            except RuntimeError:  # an op whose backward vmap cannot batch (NB-1Shot1's layout-keeping split)
+                batching = False
+        if batched is None:
+            batched = torch.stack(
+                [
+                    torch.autograd.grad(
+                        grad, [a], grad_outputs=d.reshape(grad.shape), retain_graph=keep or i < len(block) - 1
+                    )[0]
+                    for i, d in enumerate(block)
+                ]
+            )
+        rows.append(batched.reshape(len(block), -1))
+    products = torch.cat(rows).double()  # row i = H d_i
     hessian = products if basis is None else products @ basis.double().to(products.device)
     return (hessian + hessian.T) / 2
 
@@ -108,7 +144,20 @@ def dominant_eigenvalue(
     ``weight_decay`` is the arch optimiser's L2 term (Adam's ``weight_decay`` adds
     ``weight_decay * a`` to the gradient), which R-DARTS adds to the Hessian it decides on
     (``automl/RobustDARTS``, ``src/search/analyze.py``, ``_hessian``: ``grad + self.weight_decay * inp``).
+
+    Computed in full fp32 (:func:`~nasbench_harness.numerics.full_fp32`: no TF32, no autocast),
+    whatever the run allows its training steps: TF32's 10-bit mantissa would blur the curvature.
     """
+    with full_fp32():
+        return _dominant_eigenvalue(loss_fn, alphas, softmax_groups, weight_decay)
+
+
+def _dominant_eigenvalue(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    alphas: torch.Tensor,
+    softmax_groups: Sequence[int] | None,
+    weight_decay: float,
+) -> Eigen:
     if alphas.numel() <= EXACT_LIMIT:
         basis = softmax_basis(softmax_groups) if softmax_groups else None
         values = torch.linalg.eigvalsh(alpha_hessian(loss_fn, alphas, basis))

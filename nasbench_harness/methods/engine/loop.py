@@ -8,7 +8,8 @@ the method's state; then trajectory, alphas and checkpoint are written atomicall
 
 Determinism: ``seed`` seeds the network and alphas; each epoch reseeds torch with
 (seed, epoch), and the data order and augmentation derive from (seed, epoch), so a run resumed
-from epoch k continues exactly as the uninterrupted run would (on the same device and threads).
+from epoch k continues exactly as the uninterrupted run would (on the same device and threads; on
+a GPU also in ``numerics.deterministic`` mode, see the README).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -27,6 +27,7 @@ from nasbench_harness.config import SearchConfig, with_channels_last
 from nasbench_harness.data import SearchData, load_search_data
 from nasbench_harness.errors import NbhError, RunDirError, StorageError, Terminated
 from nasbench_harness.methods.engine.loop import Progress, Search, resolve_device
+from nasbench_harness.numerics import numerics_applied, numerics_record
 from nasbench_harness.registry import build_method
 from nasbench_harness.spaces.catalog import open_benchmark
 from nasbench_harness.threads import check_threads
@@ -90,7 +91,28 @@ def _run_locked(
     progress: Progress | None,
 ) -> RunResult:
     torch_device = resolve_device(device)
-    config = with_channels_last(config, torch_device)  # recorded as chosen for this device
+    config = _resolve_channels_last(config, run_dir, torch_device)
+    # Before anything runs on the device: cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it starts.
+    inputs = _RunInputs(data_dir, cache_dir, resume, data, bench, progress)
+    with numerics_applied(config.numerics, torch_device) as flags:
+        return _run_on_device(config, run_dir, torch_device, flags, inputs)
+
+
+class _RunInputs(NamedTuple):
+    """Where a run's data and table come from, whether it may resume, and whom it reports to."""
+
+    data_dir: str | os.PathLike[str] | None
+    cache_dir: str | os.PathLike[str] | None
+    resume: bool
+    data: SearchData | None
+    bench: Any
+    progress: Progress | None
+
+
+def _run_on_device(
+    config: SearchConfig, run_dir: RunDir, torch_device: torch.device, flags: dict[str, Any], inputs: _RunInputs
+) -> RunResult:
+    data_dir, cache_dir, resume, data, bench, progress = inputs
     config_dict = config.to_dict()
     existing = run_dir.exists
     if existing:
@@ -125,9 +147,17 @@ def _run_locked(
                 run_dir.path, "finished", manifest["epochs_completed"], resumed_from, manifest.get("stopped_early")
             )
         run_dir.set_status("running")
-        run_dir.update_manifest(device=str(torch_device), resumed_at=[*manifest.get("resumed_at", []), utc_now()])
+        # "numerics" describes the latest session, as "device" does; earlier sessions' are kept in order
+        earlier = [*manifest.get("numerics_earlier", []), *([manifest["numerics"]] if "numerics" in manifest else [])]
+        run_dir.update_manifest(
+            device=str(torch_device),
+            resumed_at=[*manifest.get("resumed_at", []), utc_now()],
+            numerics=numerics_record(flags, torch_device, config_dict["speed"]),
+            numerics_earlier=earlier,
+        )
     else:
-        run_dir.create({**_manifest(config_dict, data, bench, torch_device), "plugins": plugins})
+        numerics = numerics_record(flags, torch_device, config_dict["speed"])
+        run_dir.create({**_manifest(config_dict, data, bench, torch_device), "numerics": numerics, "plugins": plugins})
     try:
         stop = search.run(done=resumed_from or 0, schedule_done=schedule_done or 0)
     except KeyboardInterrupt:
@@ -178,6 +208,19 @@ def _with_new_defaults(old: dict[str, Any]) -> dict[str, Any]:
         return {**{k: v for k, v in default.items() if k not in values}, **filled}
 
     return fill(old, defaults)
+
+
+def _resolve_channels_last(config: SearchConfig, run_dir: RunDir, device: torch.device) -> SearchConfig:
+    """``config`` with ``model.channels_last`` resolved: when unset and continuing a run, as the
+    run recorded it (a checkpoint moved to another device, a CUDA run resumed on the CPU, keeps
+    its memory format, so its config still matches), else chosen for ``device``; recorded."""
+    if config.model.channels_last is None and run_dir.exists:
+        with contextlib.suppress(NbhError):
+            recorded = (run_dir.read_manifest().get("config") or {}).get("model", {}).get("channels_last")
+            if isinstance(recorded, bool):
+                model = config.model.model_copy(update={"channels_last": recorded})
+                return config.model_copy(update={"model": model})
+    return with_channels_last(config, device)
 
 
 def _manifest(config: dict[str, Any], data: SearchData, bench: Any, device: torch.device) -> dict[str, Any]:
