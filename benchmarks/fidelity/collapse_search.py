@@ -119,14 +119,18 @@ def summarise(root: Path, row: str, method: str, seed: int) -> dict[str, Any] | 
         return None
     manifest = json.loads((out / "manifest.json").read_text())
     traj = pd.read_parquet(out / "trajectory.parquet")
-    last = traj.iloc[-1]
+    # The method's answer: the last epoch, or the one an early stop names (DARTS-ES returns the
+    # genotype from before the eigenvalue grew, not the one of the epoch it stopped in).
+    answer = manifest.get("result_epoch")
+    last = traj[traj["epoch"] == answer].iloc[-1] if answer is not None else traj.iloc[-1]
     eig = traj["eigenvalue"].dropna() if "eigenvalue" in traj else pd.Series(dtype=float)
     return {
         "row": row,
         "method": method,
         "seed": seed,
         "status": manifest.get("status"),
-        "epochs": int(last["epoch"]),
+        "epochs": int(traj["epoch"].iloc[-1]),
+        "result_epoch": int(last["epoch"]),
         "param_free": int(last["n_parameter_free"]),
         "skip": int(last["n_skip_connect"]),
         "skip_by_epoch": " ".join(str(int(v)) for v in traj["n_skip_connect"]),
@@ -134,7 +138,7 @@ def summarise(root: Path, row: str, method: str, seed: int) -> dict[str, Any] | 
         "best_test_along_run": round(float(traj["nb201_cifar10_test"].max()), 2),
         "eig_first": round(float(eig.iloc[0]), 4) if len(eig) else math.nan,
         "eig_last": round(float(eig.iloc[-1]), 4) if len(eig) else math.nan,
-        "minutes": round(float(last["wall_time_s"]) / 60, 1) if "wall_time_s" in traj else math.nan,
+        "minutes": round(float(traj["wall_time_s"].iloc[-1]) / 60, 1) if "wall_time_s" in traj else math.nan,
         "genotype": last["genotype"],
         "error": str(manifest.get("error") or "")[:80],  # e.g. "interrupted by the user": stopped by hand
     }
