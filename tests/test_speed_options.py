@@ -142,3 +142,27 @@ def test_the_memory_format_is_chosen_per_device_and_recorded(tmp_path: Any, synt
     assert next(iter(loaders.train.epoch(1)))[0].is_contiguous(memory_format=torch.channels_last)
     tiny_search(tmp_path, synthetic_nb201, config=tiny_config(epochs=1))
     assert RunDir(tmp_path / "run").read_manifest()["config"]["model"]["channels_last"] is True
+
+
+def test_graphability_follows_the_class_not_its_name() -> None:
+    from nasbench_harness.methods.components.arch_steps import FirstOrderStep
+    from nasbench_harness.methods.components.perturbation import Perturbation
+    from nasbench_harness.methods.components.regularizers import Regularizer
+    from nasbench_harness.methods.engine.base import Method
+
+    class RandomPerturbation(Perturbation):  # a plugin named like the built-in
+        def perturb(self, state: Any, weights: torch.Tensor) -> torch.Tensor:
+            return weights
+
+    class ArchPenalty(Regularizer):
+        def penalty(self, state: Any, weights: torch.Tensor, phase: str) -> torch.Tensor:
+            return weights.sum()
+
+    class WeightPenalty(ArchPenalty):
+        phases = ("weights",)
+
+    assert graph_blockers(Method("m", FirstOrderStep(), [ArchPenalty()])) == ["ArchPenalty (extra_loss)"]
+    assert graph_blockers(Method("m", FirstOrderStep(), [RandomPerturbation()])) == [
+        "RandomPerturbation (weight_step_weights)"
+    ]
+    assert graph_blockers(Method("m", FirstOrderStep(), [WeightPenalty()])) == ["WeightPenalty (a weight-step penalty)"]
