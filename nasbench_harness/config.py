@@ -278,7 +278,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
         "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
     },
+    # The cpu preset where DARTS's collapse shows (issue 17; benchmarks/fidelity/README.md, row
+    # alr10-e100): 5,000 search-train images at batch 64 give 78 arch steps an epoch where the
+    # paper's 25,000 give 390, so the alphas' Adam (whose step is about its learning rate) moves
+    # them a fifth as far; the alphas' learning rate x10 (3e-3) and 100 epochs let them drift as far
+    # as the paper's do. About 10 minutes a run on one core.
+    "collapse": {
+        "epochs": 100,
+        "arch_optim": {"lr": 3e-3},
+        "model": {"channels": 8, "cells_per_stage": 1},
+        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
+        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
+    },
 }
+LAPTOP_PRESETS = ("cpu", "collapse")
+"""The presets sized for a CPU; the others need a GPU."""
 
 
 NB1SHOT1_PRESETS: dict[str, dict[str, Any]] = {
@@ -288,6 +302,17 @@ NB1SHOT1_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "batch_size": 96,
         "optim": {"weight_decay": 3e-4},
+        "model": {"channels": 8, "num_cells": 3},
+        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
+        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
+    },
+    # The cpu preset with NB201's collapse settings (arch lr x10, 100 epochs): 52 arch steps an
+    # epoch here against the paper's 260.
+    "collapse": {
+        "epochs": 100,
+        "batch_size": 96,
+        "optim": {"weight_decay": 3e-4},
+        "arch_optim": {"lr": 3e-3},
         "model": {"channels": 8, "num_cells": 3},
         "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
         "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},

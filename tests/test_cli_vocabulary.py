@@ -205,10 +205,16 @@ def test_check_regularizer_takes_preset_variant_and_device(captured: dict[str, A
     result = invoke("check-regularizer", "x.py:R", "--variant", "paper", "--device", "cpu")
     _stopped(result)
     assert captured["preset"] == "paper" and "--variant is deprecated" in result.stderr
-    # the default follows the device, as for search and sweep
+    # the default follows the device, as for search and sweep: the suite's CPU-sized variant
     _stopped(invoke("check-regularizer", "x.py:R", "--device", "cpu", "--reg-weight", "0:2", "--reg-param", "k=3"))
-    assert captured["preset"] == "cpu" and captured["device"] == "cpu"
+    assert captured["preset"] == "collapse" and captured["device"] == "cpu"
     assert captured["weight"] == "0:2" and captured["params"] == {"k": 3}
+
+
+@pytest.mark.parametrize(("suite", "preset"), [("quickstart", "collapse"), ("rdarts-eigenvalue", "cpu")])
+def test_a_suite_on_the_cpu_defaults_to_its_cpu_sized_variant(suite: str, preset: str) -> None:
+    result = invoke("sweep", str(SUITES / f"{suite}.yaml"), "--dry-run", "--device", "cpu")
+    assert result.exit_code == 0 and f"{suite} ({preset}):" in result.stdout
 
 
 def test_check_regularizer_help_lists_device_and_preset() -> None:
@@ -231,7 +237,7 @@ def test_device_and_preset_are_checked_alike_everywhere(command: list[str]) -> N
     message = _usage_error(invoke(*command, "--device", "gpu"), "--device")
     assert "use auto, cpu, cuda or cuda:N" in message
     message = _usage_error(invoke(*command, "--preset", "fast"), "--preset")
-    assert "'fast' is not one of 'paper', 'cpu'" in message
+    assert "'fast' is not one of 'paper', 'cpu', 'collapse'" in message
 
 
 def test_other_closed_sets_are_usage_errors() -> None:

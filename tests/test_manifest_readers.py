@@ -53,7 +53,7 @@ def test_run_status_reads_through_the_one_reader(damaged: Path, tmp_path: Path) 
 
 
 def test_a_sweep_reports_a_damaged_run_and_goes_on(tmp_path: Path) -> None:
-    run = expand(load_suite(SUITES / "quickstart.yaml"), "cpu", tmp_path / "results")[0]
+    run = expand(load_suite(SUITES / "quickstart.yaml"), "collapse", tmp_path / "results")[0]
     run.path.mkdir(parents=True)
     (run.path / "manifest.json").write_text("[1, 2", encoding="utf-8")
     outcome = run_one(run, "cpu", None, retry_failed=True)

@@ -228,6 +228,17 @@ def test_presets_differ_where_documented() -> None:
     )
 
 
+@pytest.mark.parametrize("space", ["nb201", "nb1shot1-3"])
+def test_the_collapse_preset_is_cpu_with_the_alphas_lr_x10_and_100_epochs(space: str) -> None:
+    cpu, collapse = build_config("cpu", {"space": space}), build_config("collapse", {"space": space})
+    assert (cpu.epochs, cpu.arch_optim.lr, collapse.epochs, collapse.arch_optim.lr) == (50, 3e-4, 100, 3e-3)
+    differs = {"epochs", "arch_optim", "preset"}
+    assert {k: v for k, v in collapse.to_dict().items() if k not in differs} == {
+        k: v for k, v in cpu.to_dict().items() if k not in differs
+    }
+    assert collapse.arch_optim.model_dump(exclude={"lr"}) == cpu.arch_optim.model_dump(exclude={"lr"})
+
+
 def test_every_registered_method_is_described_and_builds() -> None:
     assert set(registry.METHOD_HELP) == set(registry.METHODS)
     for name in registry.METHODS:

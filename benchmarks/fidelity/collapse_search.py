@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.csv"
 
 # name -> (overrides on the cpu preset, why this row). Every row sets the alphas' learning rate
-# itself, so a row means the same before and after issue 17 changed the preset's (3e-4 -> 1.5e-3).
-# The cpu preset otherwise: C=8, N=1 (cells per stage), 5,000 + 5,000 images at 16x16, batch 64,
+# itself. The cpu preset otherwise: C=8, N=1 (cells per stage), 5,000 + 5,000 images at 16x16, batch 64,
 # 50 epochs, SGD 0.025 cosine. NB201's own setting has 25,000 images per split at batch 64: 390
 # steps an epoch, 19,500 in 50 epochs; the cpu preset's 78 steps an epoch give 3,900, so at 3e-4
 # the alphas' Adam steps (each moving an alpha by about the learning rate) add up to a fifth of
@@ -41,7 +41,7 @@ SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
     "cpu": ({"arch_optim": {"lr": 3e-4}}, "the cpu preset before issue 17 (the paper's arch lr 3e-4)"),
     "alr5": (
         {"arch_optim": {"lr": 1.5e-3}},
-        "arch lr x5, the paper's total alpha movement in 3,900 steps: the cpu preset since issue 17",
+        "arch lr x5: the paper's total alpha movement in 3,900 steps",
     ),
     "alr10": ({"arch_optim": {"lr": 3e-3}}, "arch lr x10: twice the paper's total alpha movement"),
     "alr5-e100": (
@@ -50,7 +50,7 @@ SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "alr10-e100": (
         {"arch_optim": {"lr": 3e-3}, "epochs": 100},
-        "arch lr x10 over 100 epochs",
+        "arch lr x10 over 100 epochs: the collapse preset",
     ),
     "n2-alr5": (
         {"model": {"cells_per_stage": 2}, "arch_optim": {"lr": 1.5e-3}},
@@ -146,9 +146,21 @@ def summarise(root: Path, row: str, method: str, seed: int) -> dict[str, Any] | 
 
 def run_all(root: Path, jobs: list[tuple[str, str, int]], threads: int, parallel: int, data_dir: str | None) -> None:
     """Every (row, method, seed) of ``jobs``, ``parallel`` at once, each reported as it ends."""
+    run_all_with(run_one, root, jobs, threads, parallel, data_dir)
+
+
+def run_all_with(
+    run: Callable[..., tuple[str, int]],
+    root: Path,
+    jobs: list[tuple[str, str, int]],
+    threads: int,
+    parallel: int,
+    data_dir: str | None,
+) -> None:
+    """:func:`run_all` with another ``run(root, row, method, seed, threads, data_dir)``."""
     started = time.monotonic()
     with ThreadPoolExecutor(parallel) as pool:
-        futures = [pool.submit(run_one, root, r, m, s, threads, data_dir) for r, m, s in jobs]
+        futures = [pool.submit(run, root, r, m, s, threads, data_dir) for r, m, s in jobs]
         for (r, m, s), future in zip(jobs, futures, strict=True):
             _, code = future.result()
             print(f"{r} {m} seed {s}: exit {code} ({(time.monotonic() - started) / 60:.1f} min)", flush=True)

@@ -67,10 +67,12 @@ def check_regularizer(
     check_threshold(threshold)  # before hours of training
     preset = preset_or_variant(preset, variant)
     device = concrete_device(device)
+    from nasbench_harness.execution.suite import load_suite
+
     check = plan_check(
         regularizer,
         suite,
-        preset=preset.value if preset else default_preset(device),
+        preset=preset.value if preset else default_preset(device, load_suite(suite).variants),
         root=root,
         baseline_method=baseline_method,
         weight="1" if weight is None else weight,

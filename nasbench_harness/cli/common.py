@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from nasbench_harness.config import PRESETS
+from nasbench_harness.config import LAPTOP_PRESETS, PRESETS
 from nasbench_harness.paths import CACHE_DIR_ENV, DATA_DIR_ENV
 from nasbench_harness.registry import METHOD_HELP
 from nasbench_harness.spaces.catalog import SPACE_NAMES, SPACES
@@ -155,8 +155,10 @@ DatasetOption = Annotated[
 PRESET_HELP = (
     "paper: the space's published setting, 50 epochs, GPU hours (NB201: C=16, N=5, batch 64; "
     "NB-1Shot1: C=16, 9 cells, batch 96). cpu: C=8 (NB201: N=1; NB-1Shot1: 3 cells), 5,000/5,000 "
-    "images at 16x16, about 5 minutes on 2 cores. A suite runs its variant of that name. "
-    "Default: paper when --device is (or auto finds) CUDA, else cpu."
+    "images at 16x16, 50 epochs, about 5 minutes on 2 cores. collapse: cpu with the alphas' "
+    "learning rate x10 (3e-3) and 100 epochs, where NB201 DARTS drifts to skip connections; about "
+    "10 minutes a run on one core. A suite runs its variant of that name. Default: paper when "
+    "--device is (or auto finds) CUDA, else cpu (a suite without a cpu variant: collapse)."
 )
 PresetOption = Annotated[
     Preset | None, typer.Option("--preset", parser=parse_preset, help=PRESET_HELP, show_default=False)
@@ -281,11 +283,13 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
 
-def default_preset(device: str) -> str:
-    """The preset a device implies: ``paper`` when it can be CUDA and CUDA is there, else ``cpu``.
+def default_preset(device: str, variants: Iterable[str] | None = None) -> str:
+    """The preset a device implies: ``paper`` when it can be CUDA and CUDA is there, else ``cpu``;
+    for a suite (``variants``) without a ``cpu`` variant, its first CPU-sized one (``collapse``).
     Every command with ``--preset`` (search, sweep, check-regularizer) defaults by this rule."""
-    if device == "cpu":
-        return "cpu"
     import torch
 
-    return "paper" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and torch.cuda.is_available():
+        return "paper"
+    laptop = [v for v in variants or () if v in LAPTOP_PRESETS]
+    return "cpu" if variants is None or "cpu" in laptop or not laptop else laptop[0]

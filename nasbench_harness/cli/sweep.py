@@ -71,7 +71,7 @@ def sweep(
         _check_workers(workers)
     spec = load_suite(suite)
     device = concrete_device(device)
-    chosen = preset.value if preset else default_preset(device)
+    chosen = preset.value if preset else default_preset(device, spec.variants)
     runs = expand(spec, chosen, root)
     console.print(f"{spec.name} ({chosen}): {len(runs)} runs. {spec.reproduces}", markup=False, soft_wrap=True)
     if dry_run:
