@@ -14,6 +14,7 @@ import pytest
 import torch
 from tiny import merged, tiny_config, tiny_data, tiny_search, without_times
 
+from nasbench_harness.config import build_config
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.components.arch_steps import FirstOrderStep
 from nasbench_harness.methods.components.early_stopping import (
@@ -75,7 +76,27 @@ def test_darts_es_stops_and_answers_with_the_earlier_epoch(
     assert "grew 2.00x" in rows[1]["action"]
     manifest = json.loads((result.path / "manifest.json").read_text())
     assert manifest["result_epoch"] == 1 and "grew" in manifest["stopped_early"]
-    assert result.stopped_early == manifest["stopped_early"]
+    assert result.stopped_early == manifest["stopped_early"] and result.result_epoch == 1
+
+
+def test_the_search_summary_prints_the_early_stops_answer_not_the_last_epoch(
+    tmp_path: Path, synthetic_nb201: Any, doubling_eigenvalue: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nasbench_harness.cli.search import _summary
+
+    result = _run(tmp_path, synthetic_nb201, method="darts-es", method_options=FAST_RULE, epochs=5)
+    table = read_trajectory(result.path)
+    rows = table.to_pylist()
+    # make the last epoch's cell recognisable: it must not be printed as the answer
+    rows[1].update(genotype="|last-epoch|", regret_test=rows[0]["regret_test"] + 7.25)
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), result.path / "trajectory.parquet")
+    _summary(result, build_config("cpu", {"dataset": "cifar10"}))
+    out = capsys.readouterr().out
+    assert "answer: epoch 1's cell" in out and rows[0]["genotype"] in out and "|last-epoch|" not in out
+    assert f"test regret {rows[0]['regret_test']:.2f} points" in out
 
 
 def test_darts_es_does_not_stop_before_start_epoch(
@@ -189,8 +210,9 @@ def test_bad_options_are_config_errors(name: str, options: dict[str, Any], messa
 # -- the rule as RobustDARTS runs it ------------------------------------------------------------
 
 
-def reference_stop(values: list[float], epochs: int, every: int, window: int, delta: int, factor: float,
-                   start: int) -> tuple[int, int] | None:
+def reference_stop(
+    values: list[float], epochs: int, every: int, window: int, delta: int, factor: float, start: int
+) -> tuple[int, int] | None:
     """RobustDARTS's decision, re-derived from its code (``src/search/train_search.py`` lines
     373-425, ``src/utils.py`` ``EVLocalAvg.update``/``early_stop``), in its 0-based epochs:
     (epoch at which it stops, stop epoch whose genotype it answers with), or None."""
@@ -216,7 +238,10 @@ def drive(component: Any, values: list[float], epochs: int) -> tuple[int, Any]:
     """Run ``component``'s end-of-epoch hook over 1-based epochs with eigenvalue ``values[epoch - 1]``;
     (the epoch of the first action, the action), or (0, None)."""
     state = SimpleNamespace(
-        epochs=epochs, epoch=0, arch_batch=object(), eigenvalue=lambda batch, wd: values[state.epoch - 1],
+        epochs=epochs,
+        epoch=0,
+        arch_batch=object(),
+        eigenvalue=lambda batch, wd: values[state.epoch - 1],
         a_optim=SimpleNamespace(param_groups=[{"weight_decay": 1e-3}]),
     )
     for epoch in range(1, epochs + 1):

@@ -192,10 +192,14 @@ def _summary(result: Any, config: Any) -> None:
     if not rows:
         console.print(f"{result.path}: no epochs recorded", soft_wrap=True, markup=False)
         return
-    last = rows[-1]
+    # The answer: the last epoch's cell, or the one an early stop names (DARTS-ES answers with the
+    # cell from before the eigenvalue grew, not the one of the epoch it stopped in).
+    last = next((r for r in rows if r["epoch"] == result.result_epoch), rows[-1])
     resumed = f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""
     stopped = f"; stopped early: {result.stopped_early}" if result.stopped_early else ""
     lines = [f"run {result.path}: {result.status}, {result.epochs_completed} epochs{resumed}{stopped}"]
+    if last is not rows[-1]:
+        lines.append(f"answer: epoch {last['epoch']}'s cell, as the early stop says (not epoch {rows[-1]['epoch']}'s)")
     if "genotype_index" in last:
         column = nb201_table_column(config.dataset, "test")
         lines += [

@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,6 +33,7 @@ from nasbench_harness.spaces.catalog import open_benchmark
 from nasbench_harness.threads import check_threads
 from nasbench_harness.tracking import RunDir, describe_config_diff, git_commit, utc_now, versions
 from nasbench_harness.tracking.atomic import check_output_dir, storage_error
+from nasbench_harness.tracking.trackers import check_trackers, open_trackers
 
 LOCK_SUFFIX = ".lock"
 RESUME_HINT = "continue with `nbh search ... --resume`"
@@ -48,6 +49,7 @@ class RunResult:
     epochs_completed: int
     resumed_from: int | None
     stopped_early: str | None
+    result_epoch: int | None = None  # the epoch whose genotype is the answer, when not the last (an early stop)
 
 
 def default_run_dir(config: SearchConfig, root: str | os.PathLike[str] = "results") -> Path:
@@ -66,6 +68,7 @@ def run_search(
     data: SearchData | None = None,
     bench: Any = None,
     progress: Progress | None = None,
+    log: Sequence[str] = (),
 ) -> RunResult:
     """Run (or continue) the search ``config`` in directory ``out``.
 
@@ -73,10 +76,13 @@ def run_search(
     a different config, or ``resume=False`` on an existing run, is a :class:`RunDirError`.
     ``data``/``bench`` replace the data set and the space's table found in ``data_dir`` (for tests).
     The table is read from the cache in ``cache_dir`` (default: ``$NBH_CACHE_DIR``, else the user cache).
+    ``log`` names trackers (``tensorboard``, ``wandb``) that mirror each committed row and the config
+    (:mod:`nasbench_harness.tracking.trackers`); one that cannot work is a ``ConfigError`` before anything starts.
     """
+    trackers = check_trackers(log)
     run_dir = RunDir(check_output_dir(out, "--out"))
     with claim_run_dir(run_dir.path), _signals_as_interrupts():
-        return _run_locked(config, run_dir, device, data_dir, cache_dir, resume, data, bench, progress)
+        return _run_locked(config, run_dir, device, data_dir, cache_dir, resume, data, bench, progress, trackers)
 
 
 def _run_locked(
@@ -89,11 +95,12 @@ def _run_locked(
     data: SearchData | None,
     bench: Any,
     progress: Progress | None,
+    log: tuple[str, ...] = (),
 ) -> RunResult:
     torch_device = resolve_device(device)
     config = _resolve_channels_last(config, run_dir, torch_device)
     # Before anything runs on the device: cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it starts.
-    inputs = _RunInputs(data_dir, cache_dir, resume, data, bench, progress)
+    inputs = _RunInputs(data_dir, cache_dir, resume, data, bench, progress, log)
     with numerics_applied(config.numerics, torch_device) as flags:
         return _run_on_device(config, run_dir, torch_device, flags, inputs)
 
@@ -107,12 +114,13 @@ class _RunInputs(NamedTuple):
     data: SearchData | None
     bench: Any
     progress: Progress | None
+    log: tuple[str, ...]
 
 
 def _run_on_device(
     config: SearchConfig, run_dir: RunDir, torch_device: torch.device, flags: dict[str, Any], inputs: _RunInputs
 ) -> RunResult:
-    data_dir, cache_dir, resume, data, bench, progress = inputs
+    data_dir, cache_dir, resume, data, bench, progress, log = inputs
     config_dict = config.to_dict()
     existing = run_dir.exists
     if existing:
@@ -134,6 +142,8 @@ def _run_on_device(
         image_size=config.data.image_size,
         subset_seed=config.data.subset_seed,
     )
+    trackers = open_trackers(log, run_dir.path)  # sent each row after its commit, so a tracker never costs an epoch
+    progress = trackers.wrap(progress) if trackers else progress
     search = Search(config, method, data, bench, run_dir, torch_device, progress)
     resumed_from = schedule_done = None
     if existing:
@@ -144,7 +154,12 @@ def _run_on_device(
         manifest = run_dir.read_manifest()
         if manifest["status"] == "finished":
             return RunResult(
-                run_dir.path, "finished", manifest["epochs_completed"], resumed_from, manifest.get("stopped_early")
+                run_dir.path,
+                "finished",
+                manifest["epochs_completed"],
+                resumed_from,
+                manifest.get("stopped_early"),
+                manifest.get("result_epoch"),
             )
         run_dir.set_status("running")
         # "numerics" describes the latest session, as "device" does; earlier sessions' are kept in order
@@ -159,7 +174,8 @@ def _run_on_device(
         numerics = numerics_record(flags, torch_device, config_dict["speed"])
         run_dir.create({**_manifest(config_dict, data, bench, torch_device), "numerics": numerics, "plugins": plugins})
     try:
-        stop = search.run(done=resumed_from or 0, schedule_done=schedule_done or 0)
+        with trackers.session(config_dict):
+            stop = search.run(done=resumed_from or 0, schedule_done=schedule_done or 0)
     except KeyboardInterrupt:
         _record_failure(run_dir, f"interrupted by the user; {RESUME_HINT}")
         raise
@@ -178,7 +194,9 @@ def _run_on_device(
         run_dir.update_manifest(stopped_early=stop.reason, result_epoch=stop.result_epoch)
     run_dir.set_status("finished")
     done = run_dir.read_manifest()["epochs_completed"]
-    return RunResult(run_dir.path, "finished", done, resumed_from, stop.reason if stop else None)
+    return RunResult(
+        run_dir.path, "finished", done, resumed_from, stop.reason if stop else None, stop.result_epoch if stop else None
+    )
 
 
 def _check_same_config(run_dir: RunDir, config: dict[str, Any]) -> None:
