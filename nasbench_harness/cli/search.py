@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +27,27 @@ from nasbench_harness.cli.common import (
     out_option,
 )
 from nasbench_harness.tracking.schema import nb201_table_column
+
+
+class LogTarget(StrEnum):
+    """A tracker ``--log`` mirrors every trajectory row and the config to (optional extras)."""
+
+    tensorboard = "tensorboard"
+    wandb = "wandb"
+
+
+LogOption = Annotated[
+    list[LogTarget] | None,
+    typer.Option(
+        "--log",
+        help="Also send every epoch's trajectory row and the config to a tracker (repeatable): tensorboard "
+        "(event files in <run dir>/tensorboard/; extra [tensorboard]) or wandb (a W&B run; extra [wandb]; "
+        "WANDB_MODE=offline keeps it on this machine, else WANDB_API_KEY). The run directory's own files "
+        "stay as they are without it.",
+        show_default=False,
+    ),
+]
+"""``--log`` of ``nbh search`` and ``nbh sweep``."""
 
 
 def threads_callback(value: int | None) -> int | None:
@@ -89,6 +111,7 @@ def search(
     reg_params: RegParamOption = None,
     data_dir: DataDirOption = None,
     cache_dir: CacheDirOption = None,
+    log: LogOption = None,
 ) -> None:
     """Run a search; every epoch, record the derived architecture and its tabular ground truth (NB201 or NB101).
 
@@ -99,6 +122,7 @@ def search(
     from nasbench_harness.errors import RunDirError, Terminated
     from nasbench_harness.methods.engine.run import RESUME_HINT, default_run_dir, epochs_done, run_search
     from nasbench_harness.tracking import RunDir
+    from nasbench_harness.tracking.trackers import check_trackers
 
     values: dict[str, Any] = parse_overrides(overrides or [])
     values.update({"space": space.value, "method": method, "dataset": dataset.value, "seed": seed})
@@ -114,13 +138,20 @@ def search(
 
         raise ConfigError("--reg-weight and --reg-param need --regularizer (which regularizer they are for)")
     config = build_config(preset.value if preset else default_preset(device), values)
+    trackers = check_trackers([t.value for t in log or ()])  # a tracker that cannot work fails before the run
     run_dir = out or default_run_dir(config)
     if resume and not RunDir(run_dir).exists:
         raise RunDirError(f"--resume: {run_dir} holds no run to continue; drop --resume to start one")
     try:
         with _SearchProgress(config.epochs, config.dataset) as progress:
             result = run_search(
-                config, run_dir, device=device, data_dir=data_dir, cache_dir=cache_dir, progress=progress
+                config,
+                run_dir,
+                device=device,
+                data_dir=data_dir,
+                cache_dir=cache_dir,
+                progress=progress,
+                log=trackers,
             )
     except KeyboardInterrupt:  # click would print "Aborted!" and exit 1: say what was kept, exit 130
         kept = RunDir(run_dir)

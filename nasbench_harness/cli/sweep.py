@@ -24,6 +24,7 @@ from nasbench_harness.cli.common import (
     err_console,
     preset_or_variant,
 )
+from nasbench_harness.cli.search import LogOption
 
 
 def sweep(
@@ -57,6 +58,7 @@ def sweep(
     ] = None,
     data_dir: DataDirOption = None,
     cache_dir: CacheDirOption = None,
+    log: LogOption = None,
 ) -> None:
     """Run every search of a suite (a YAML grid), locally or on Ray.
 
@@ -113,6 +115,7 @@ def sweep(
             on_outcome=show,
             executor=executor.value,
             ray_address=ray_address,
+            log=[t.value for t in log or ()],
         )
     console.print(f"{len(outcomes)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
     if report is not None:

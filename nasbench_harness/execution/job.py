@@ -8,6 +8,7 @@ the same results folder never train the same run at once; the second reports it 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +42,15 @@ def run_status(path: Path) -> str | None:
 
 
 def run_one(
-    run: PlannedRun, device: str, data_dir: str | None, retry_failed: bool, cache_dir: str | None = None
+    run: PlannedRun,
+    device: str,
+    data_dir: str | None,
+    retry_failed: bool,
+    cache_dir: str | None = None,
+    log: Sequence[str] = (),
 ) -> Outcome:
-    """Train (or skip, or resume) one run under its lock; never raises for a failed search or a
-    damaged run directory (the outcome is ``failed`` and says why)."""
+    """Train (or skip, or resume) one run under its lock, mirrored to the trackers ``log`` names;
+    never raises for a failed search or a damaged run directory (the outcome is ``failed`` and says why)."""
     from filelock import FileLock, Timeout
 
     from nasbench_harness.methods.engine.run import run_search
@@ -64,7 +70,7 @@ def run_one(
     except Timeout:
         return Outcome(run.run_id, "busy", "another sweep is training this run")
     try:
-        result = run_search(run.config, run.path, device=device, data_dir=data_dir, cache_dir=cache_dir)
+        result = run_search(run.config, run.path, device=device, data_dir=data_dir, cache_dir=cache_dir, log=log)
         return Outcome(run.run_id, "finished", f"{result.epochs_completed} epochs")
     except KeyboardInterrupt:
         raise

@@ -42,12 +42,17 @@ def run_sweep(
     on_outcome: Callable[[Outcome], None] | None = None,
     executor: str = "local",
     ray_address: str | None = None,
+    log: Sequence[str] = (),
 ) -> list[Outcome]:
     """Run ``runs`` with ``workers`` processes (1: in this process); returns every outcome.
 
     Each run gets ``threads`` torch threads (default: the machine's cores split between the
-    workers). Results depend on the thread count, not on the number of workers.
+    workers). Results depend on the thread count, not on the number of workers. ``log`` names
+    trackers each run mirrors its rows to; they are checked here, before any run starts.
     """
+    from nasbench_harness.tracking.trackers import check_trackers
+
+    log = check_trackers(log)
     threads = _threads_per_run(workers, threads, executor, ray_address)
     planned = [PlannedRun(r.run_id, r.config.model_copy(update={"threads": threads}), r.path) for r in runs]
     statuses: dict[str, dict[str, Any]] = {r.run_id: {"path": str(r.path), "status": "pending"} for r in planned}
@@ -67,18 +72,18 @@ def run_sweep(
     if executor == "ray":
         from nasbench_harness.execution.ray import ray_outcomes
 
-        for outcome in ray_outcomes(planned, threads, device, data, retry_failed, ray_address, cache):
+        for outcome in ray_outcomes(planned, threads, device, data, retry_failed, ray_address, cache, log):
             record(outcome)
         return outcomes
     if executor != "local":
         raise ConfigError(f"unknown executor {executor!r}; use local or ray")
     if workers <= 1:
         for run in planned:
-            record(run_one(run, device, data, retry_failed, cache))
+            record(run_one(run, device, data, retry_failed, cache, log))
         return outcomes
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         pending: dict[Future[Outcome], PlannedRun] = {
-            pool.submit(run_one, run, device, data, retry_failed, cache): run for run in planned
+            pool.submit(run_one, run, device, data, retry_failed, cache, log): run for run in planned
         }
         try:
             while pending:

@@ -24,6 +24,7 @@ def ray_outcomes(
     retry_failed: bool,
     address: str | None,
     cache: str | None = None,
+    log: Sequence[str] = (),
 ) -> Iterator[Outcome]:
     """Each run as a Ray task; outcomes in the order they finish. A task or node that dies gives a
     ``failed`` outcome (the run resumes next time). Starts Ray when it is not running, and shuts
@@ -37,7 +38,7 @@ def ray_outcomes(
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         task = ray.remote(num_cpus=threads, num_gpus=1 if device.startswith("cuda") else 0)(run_one)
-        pending = {task.remote(run, device, data, retry_failed, cache): run for run in runs}
+        pending = {task.remote(run, device, data, retry_failed, cache, tuple(log)): run for run in runs}
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             run = pending.pop(ref)
