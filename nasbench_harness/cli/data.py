@@ -37,9 +37,10 @@ def import_(
     path: Annotated[
         Path,
         typer.Argument(
-            help="nb201: the official NAS-Bench-201-v1_0-e61699.pth / v1_1-096897.pth, or an NB201 table "
-            "(.parquet, .csv, .csv.gz). nb101: nasbench_only108.tfrecord or nasbench_full.tfrecord (or a subset "
-            "in that format).",
+            help="nb201: the official NAS-Bench-201-v1_0-e61699.pth / v1_1-096897.pth, NATS-Bench's topology "
+            "files (the NATS-tss-v1_0-3ffb9-simple or -full directory, or NATS-tss-v1_0-3ffb9.pickle.pbz2), "
+            "or an NB201 table (.parquet, .csv, .csv.gz). nb101: nasbench_only108.tfrecord or "
+            "nasbench_full.tfrecord (or a subset in that format).",
             show_default=False,
         ),
     ],
@@ -53,9 +54,18 @@ def import_(
         bool,
         typer.Option(
             "--trust-pickle",
-            help="Let torch unpickle arbitrary objects in a .pth (only for files from a trusted origin).",
+            help="Let torch unpickle arbitrary objects in a .pth, or unpickle NATS-Bench files at all "
+            "(only for files from a trusted origin).",
         ),
     ] = False,
+    curves: Annotated[
+        bool,
+        typer.Option(
+            "--curves/--no-curves",
+            help="NATS-Bench files: also import each split's accuracy after every epoch of both schedules, "
+            "as <dataset>/<split>/accuracy@<hp>:e<k> (about 1,900 more metrics, 240 MB more cache).",
+        ),
+    ] = True,
     cache_dir: CacheDirOption = None,
 ) -> None:
     """Import a benchmark file into the cache once; queries then answer in microseconds.
@@ -65,9 +75,13 @@ def import_(
     root = paths.cache_dir(cache_dir)
     with progress_bar() as progress:
         if benchmark is Benchmark.nb201:
+            from nasbench_harness.tabular.nats_import import import_nats, is_nats_source
             from nasbench_harness.tabular.nb201_import import import_nb201
 
-            where = import_nb201(path, root, mapping=mapping, trust_pickle=trust_pickle, progress=progress)
+            if is_nats_source(path) and mapping is None:
+                where = import_nats(path, root, trust_pickle=trust_pickle, curves=curves, progress=progress)
+            else:
+                where = import_nb201(path, root, mapping=mapping, trust_pickle=trust_pickle, progress=progress)
         else:
             if mapping is not None or trust_pickle:
                 raise ConfigError("--mapping and --trust-pickle apply to nb201 imports only")

@@ -168,6 +168,8 @@ class NB201Benchmark:
         row = self._rows.get(metric if isinstance(metric, str) else str(metric))
         if row is None:
             key = metric if isinstance(metric, MetricKey) else MetricKey.parse(metric)  # explains bad names
+            row = self._rows.get(str(key))  # another spelling of a stored key (``:e<hp>``: the final epoch)
+        if row is None:
             raise UnknownMetricError(
                 f"this NB201 import (from {self.info['source']['name']}) has no metric {key}; "
                 f"it has {len(self._rows)}, e.g. {', '.join(self._example_metrics)} (see `nbh data info`)"

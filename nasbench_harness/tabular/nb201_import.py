@@ -53,6 +53,12 @@ def import_nb201(
     torch unpickle arbitrary objects, which only a file from a trusted origin deserves.
     """
     source = Path(source).expanduser()
+    from nasbench_harness.tabular.nats_import import import_nats, is_nats_source
+
+    if is_nats_source(source):  # NATS-Bench's topology files: the same cells, the same keys
+        if mapping is not None:
+            raise ConfigError("--mapping applies to tables (.parquet/.csv); NATS-Bench files need none")
+        return import_nats(source, cache_dir, trust_pickle=trust_pickle, progress=progress)
     if not source.is_file():
         raise SourceFileError(f"no such file: {source}; give the path of an NB201 table or the official .pth")
     name = source.name.lower()

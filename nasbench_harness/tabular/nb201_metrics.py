@@ -2,11 +2,13 @@
 
 A metric key names everything that changes the number::
 
-    <dataset>/<split>/<quantity>@<hp>[#<trial>]     e.g. cifar10-valid/x-valid/accuracy@200
-    <dataset>/<quantity>@<hp>[#<trial>]             e.g. cifar100/params@200
+    <dataset>/<split>/<quantity>@<hp>[:e<epoch>][#<trial>]   e.g. cifar10-valid/x-valid/accuracy@200
+    <dataset>/<quantity>@<hp>[#<trial>]                       e.g. cifar100/params@200
 
-``hp`` is the training schedule (``200`` or ``12`` epochs, always the final epoch); no ``#trial``
-means the mean over the training seeds, ``#k`` the k-th seed in ascending seed order.
+``hp`` is the training schedule (``200`` or ``12`` epochs, the final epoch unless ``:e<k>`` names
+an earlier one: the number after k epochs of that schedule, as the NATS-Bench files record it;
+``:e<hp>`` is the final epoch, the key without it); no ``#trial`` means the mean over the
+training seeds, ``#k`` the k-th seed in ascending seed order.
 The shorthand (``dataset="cifar10", split="valid"``) used in papers is resolved by
 :func:`resolve_metric`, following the NB201 convention: the search sees validation numbers,
 test numbers are for analysis.
@@ -69,20 +71,25 @@ DATASET_QUANTITIES: dict[str, str] = {
 }
 
 _KEY_RE = re.compile(
-    r"(?P<dataset>[^/@#]+)(?:/(?P<split>[^/@#]+))?/(?P<quantity>[^/@#]+)@(?P<hp>[^/@#]+)(?:#(?P<trial>\d+))?"
+    r"(?P<dataset>[^/@#]+)(?:/(?P<split>[^/@#]+))?/(?P<quantity>[^/@#]+)@(?P<hp>[^/@#:]+)"
+    r"(?::e(?P<epoch>\d+))?(?:#(?P<trial>\d+))?"
 )
+EPOCH_QUANTITIES = ("accuracy", "loss")
+"""Per-split quantities that have a value after every epoch (``:e<k>``)."""
 _DATASET_ALIASES = {name.lower().replace("_", "-"): name for name in DATASETS} | {"imagenet": "ImageNet16-120"}
 
 
 @dataclass(frozen=True, slots=True)
 class MetricKey:
-    """One NB201 number per cell: dataset, split (None for per-network costs), quantity, hp, trial."""
+    """One NB201 number per cell: dataset, split (None for per-network costs), quantity, hp, trial,
+    and the epoch of the schedule it was measured after (None: the final epoch)."""
 
     dataset: str
     split: str | None
     quantity: str
     hp: str
     trial: int | None = None
+    epoch: int | None = None
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -108,6 +115,22 @@ class MetricKey:
                 )
         if self.trial is not None and (type(self.trial) is not int or self.trial < 0):
             raise UnknownMetricError(f"a trial number is an int >= 0, got {self.trial!r}")
+        if self.epoch is not None:
+            self._check_epoch()
+
+    def _check_epoch(self) -> None:
+        epochs = int(self.hp)
+        if self.split is None or self.quantity not in EPOCH_QUANTITIES:
+            raise UnknownMetricError(
+                f"an epoch (:e{self.epoch}) applies to a split's {' or '.join(EPOCH_QUANTITIES)}, "
+                f"not to {self.quantity}"
+            )
+        if type(self.epoch) is not int or not 1 <= self.epoch <= epochs:
+            raise UnknownMetricError(
+                f"epoch :e{self.epoch} is outside the {epochs}-epoch schedule; use :e1..:e{epochs}"
+            )
+        if self.epoch == epochs:  # the final epoch is the key without an epoch: one name per number
+            object.__setattr__(self, "epoch", None)
 
     @classmethod
     def parse(cls, text: str) -> MetricKey:
@@ -115,22 +138,33 @@ class MetricKey:
         match = _KEY_RE.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             raise UnknownMetricError(
-                f"malformed NB201 metric {text!r}; expected <dataset>/<split>/<quantity>@<hp>[#trial] "
-                "such as cifar10-valid/x-valid/accuracy@200, or <dataset>/<quantity>@<hp> such as cifar100/params@200"
+                f"malformed NB201 metric {text!r}; expected <dataset>/<split>/<quantity>@<hp>[:e<epoch>][#trial] "
+                "such as cifar10-valid/x-valid/accuracy@200 or cifar10-valid/x-valid/accuracy@200:e12, "
+                "or <dataset>/<quantity>@<hp> such as cifar100/params@200"
             )
-        trial = match["trial"]
+        trial, epoch = match["trial"], match["epoch"]
         return cls(
-            match["dataset"], match["split"], match["quantity"], match["hp"], None if trial is None else int(trial)
+            match["dataset"],
+            match["split"],
+            match["quantity"],
+            match["hp"],
+            None if trial is None else int(trial),
+            None if epoch is None else int(epoch),
         )
 
     def __str__(self) -> str:
         middle = f"/{self.split}" if self.split is not None else ""
         suffix = f"#{self.trial}" if self.trial is not None else ""
-        return f"{self.dataset}{middle}/{self.quantity}@{self.hp}{suffix}"
+        epoch = f":e{self.epoch}" if self.epoch is not None else ""
+        return f"{self.dataset}{middle}/{self.quantity}@{self.hp}{epoch}{suffix}"
 
     def with_trial(self, trial: int | None) -> MetricKey:
         """The same metric for one trial (or the seed mean when ``trial`` is None)."""
-        return MetricKey(self.dataset, self.split, self.quantity, self.hp, trial)
+        return MetricKey(self.dataset, self.split, self.quantity, self.hp, trial, self.epoch)
+
+    def at_epoch(self, epoch: int | None) -> MetricKey:
+        """The same metric after ``epoch`` epochs of its schedule (None: the final epoch)."""
+        return MetricKey(self.dataset, self.split, self.quantity, self.hp, self.trial, epoch)
 
     @property
     def higher_is_better(self) -> bool:
@@ -148,7 +182,10 @@ class MetricKey:
         trial = "mean over training seeds" if self.trial is None else f"trial #{self.trial} (seeds in ascending order)"
         if self.quantity in ("n_seeds", "seed"):
             trial = "" if self.trial is None else f"trial #{self.trial}"
-        parts = [what, where, HPS[self.hp]] + ([trial] if trial else [])
+        schedule = HPS[self.hp]
+        if self.epoch is not None:
+            schedule = schedule.replace("final epoch", f"after epoch {self.epoch} of {self.hp}")
+        parts = [what, where, schedule] + ([trial] if trial else [])
         return "; ".join(parts)
 
 
@@ -189,11 +226,13 @@ def search_metrics(dataset: str, hp: int | str = 200) -> tuple[MetricKey, Metric
 _QUANTITY_ORDER = [*SPLIT_QUANTITIES, *DATASET_QUANTITIES]
 
 
-def metric_sort_key(key: MetricKey) -> tuple[int, int, int, int, int]:
-    """Stable column order: hp 200 first, then dataset, split (costs last), quantity, mean before trials."""
+def metric_sort_key(key: MetricKey) -> tuple[int, int, int, int, int, int]:
+    """Stable column order: hp 200 first, then final-epoch numbers before per-epoch ones (by epoch),
+    dataset, split (costs last), quantity, mean before trials."""
     splits = list(SPLITS[key.dataset])
     return (
         list(HPS).index(key.hp),
+        0 if key.epoch is None else key.epoch,
         list(DATASETS).index(key.dataset),
         len(splits) if key.split is None else splits.index(key.split),
         _QUANTITY_ORDER.index(key.quantity),
