@@ -154,7 +154,7 @@ def test_the_walk_sees_imports() -> None:
     """The graph is not vacuous: known edges are found, lazy ones only with ``lazy``."""
     eager, lazy = graph(), graph(lazy=True)
     assert "nasbench_harness.tabular.nb201_columns" in eager["nasbench_harness.tabular.nb201_pth"]
-    assert "nasbench_harness.analysis.aggregate" in eager["nasbench_harness.analysis.figures"]
+    assert "nasbench_harness.analysis.aggregate" in eager["nasbench_harness.analysis.panels"]
     # import_nb201 reads a .pth through nb201_pth, imported inside the function
     assert "nasbench_harness.tabular.nb201_pth" not in eager["nasbench_harness.tabular.nb201_import"]
     assert "nasbench_harness.tabular.nb201_pth" in lazy["nasbench_harness.tabular.nb201_import"]

@@ -31,7 +31,7 @@ def test_every_section_and_figure(sweep: Path) -> None:
         assert f'id="{anchor}"' in page
     for name, _, _ in FIGURES:
         assert f'id="figure-{name}"' in page
-    assert page.count("<svg") == len(FIGURES) + 1  # and the final-accuracy box
+    assert page.count("<svg") == len(FIGURES)  # the trajectories grid and the final-accuracy box
     assert "Sweep &lt;1&gt;" in page  # the title is escaped
     assert "sdarts-rs" in page and "TrainingError: the loss became nan" in page
     assert re.search(r"derived cell was in the imported NB101 table in 60% of 10 run-epochs", page)
@@ -66,3 +66,56 @@ def test_comparison_section_with_a_baseline(sweep: Path) -> None:
     with pytest.raises(ReportError, match="--baseline 'gdas' has no runs here; methods found: darts, sdarts-rs"):
         build_report([sweep], baseline="gdas")
     assert 'id="comparison"' not in build_report([sweep])
+
+
+def _headline(page: str) -> str:
+    return page[page.index('id="summary"') : page.index('id="figures"')]
+
+
+def test_headline_gives_final_values_per_method(sweep: Path) -> None:
+    """Known numbers of ``analysis_runs.default_columns`` at the last of 5 epochs, seeds 0-2: test
+    accuracy 85 + seed / 10, 5 % 4 = 1 parameter-free op, eigenvalue average of 0.2 and 0.4, gap 20 - 5."""
+    headline = _headline(build_report([sweep]))
+    row = re.search(r"</span>sdarts-rs</td>(.*?)</tr>", headline, re.S)
+    assert row is not None
+    cells = re.findall(r'<td class="num"[^>]*>([^<]*)</td>', row.group(1))
+    assert cells == ["3", "85.10 ± 0.10 (3)", "1.00 ± 0.00 (3)", "0.30 ± 0.00 (3)", "15.00 ± 0.00 (3)"]
+    assert "NAS-Bench-201 · CIFAR-10" in headline and "NB-1Shot1 space 2 · CIFAR-10" in headline
+    assert "vs darts" not in headline and "random-search" not in headline  # baselines have no trajectory values
+    darts = re.search(r"</span>darts</td><td class=\"num\">([^<]*)</td>", headline)
+    assert darts is not None and darts.group(1) == "3 of 4"  # the failed run counts as a run, not in the values
+
+
+def test_headline_verdicts_are_colour_coded(sweep: Path) -> None:
+    headline = _headline(build_report([sweep], baseline="darts"))
+    assert '<span class="verdict baseline">baseline</span>' in headline
+    # the default columns give both methods the same accuracies: no value differs at all
+    assert '<span class="verdict same">no change +0.00</span>' in headline
+    assert "vs darts" in headline
+
+
+def test_method_colours_match_between_headline_and_figures(sweep: Path) -> None:
+    """rdarts-l2, whose only run failed before its first epoch, is in the headline but not in the
+    trajectories; it must not shift sdarts-rs to another colour there."""
+    from nasbench_harness.analysis.plotstyle import method_color
+
+    write_run(sweep / "early-failure", method="rdarts-l2", epochs=0, status="failed", error="OOM")
+    page = build_report([sweep])
+    swatches = dict(re.findall(r'<span class="swatch" style="background: (#[0-9A-Fa-f]{6})"></span>([\w-]+)<', page))
+    assert set(swatches.values()) == {"darts", "rdarts-l2", "sdarts-rs"} and len(swatches) == 3
+    grid = page[page.index('id="figure-trajectories"') : page.index('id="figure-final-box"')]
+    for colour, method in swatches.items():
+        assert colour == method_color(method)
+        drawn = f"stroke: {colour.lower()}" in grid.lower()
+        assert drawn == (method != "rdarts-l2"), method
+
+
+def test_runs_table_folds_long_fields(sweep: Path) -> None:
+    page = build_report([sweep])
+    runs = page[page.index('id="runs"') :]
+    assert runs.count("<details>") == 10  # 9 search runs and the baseline
+    first = runs[runs.index("<tr><td") :]
+    first_row = first[: first.index("</tr>")]
+    visible = re.sub(r"<details>.*?</details>", "", first_row, flags=re.S)
+    assert "nasbench_harness 0.1.0" not in visible and "nasbench_harness 0.1.0" in first_row
+    assert 'title="' in visible and str(sweep) not in re.sub(r'title="[^"]*"', "", visible)  # a short name shown

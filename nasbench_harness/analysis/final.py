@@ -14,7 +14,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from nasbench_harness.analysis.aggregate import mean_std_text, summarize
+from nasbench_harness.analysis.hover import add_hover
 from nasbench_harness.analysis.plotstyle import (
+    PAGE_WIDTH,
+    TITLE_SIZE,
     dataset_label,
     method_color,
     panel_grid,
@@ -78,13 +81,14 @@ def final_accuracy_box(runs: pd.DataFrame) -> Figure:
     panels = _final_panels(runs)
     if not panels:
         raise ConfigError("final-accuracy figure: no runs for this figure (every final accuracy is NaN)")
-    fig, axes = panel_grid(len(panels), width=max(3.2, 0.9 * runs["method"].nunique() + 1.5))
+    width = max(2.6, 0.6 * runs["method"].nunique() + 1.2)
+    fig, axes = panel_grid(len(panels), ncols=max(1, int(PAGE_WIDTH // width)), width=width)  # rows fit a page
     for ax, (title, sub, column) in zip(axes, panels, strict=True):
         style_axes(ax)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=TITLE_SIZE)
         _box(ax, sub, column)
         ax.set_ylabel("test accuracy (%)")
-    fig.suptitle("Final test accuracy per method")
+    fig.suptitle("Final test accuracy per method", fontsize=TITLE_SIZE + 1)
     return fig
 
 
@@ -100,10 +104,15 @@ def _box(ax: Axes, runs: pd.DataFrame, column: str) -> None:
         patch.set(facecolor=method_color(method), alpha=0.2, edgecolor="0.3")
     for median in boxes["medians"]:
         median.set(color="0.2")
+    seeds = {m: g.sort_values(order)["seed" if "seed" in g.columns else "method"] for m, g in runs.groupby("method")}
     for pos, (method, values) in zip(positions, groups, strict=True):
         jitter = np.linspace(-0.16, 0.16, len(values)) if len(values) > 1 else np.zeros(1)
-        ax.scatter(pos + jitter, values, s=22, color=method_color(method), edgecolors="white", lw=0.5, zorder=3)
-    ax.set_xticks(positions, [f"{m}\n(n={len(v)})" for m, v in groups], fontsize="small")
+        dots = ax.scatter(pos + jitter, values, s=22, color=method_color(method), edgecolors="white", lw=0.5, zorder=3)
+        who = seeds[method].loc[values.index]
+        add_hover(
+            dots, points=[f"{method} · seed {s} · test accuracy {v:.4g} %" for s, v in zip(who, values, strict=True)]
+        )
+    ax.set_xticks(positions, [f"{m}\n(n={len(v)})" for m, v in groups])
 
 
 def _cell(values: pd.Series) -> str:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # figure name -> (function in analysis.figures, which frame it draws)
 FIGURES: dict[str, tuple[str, str]] = {
+    "trajectories": ("trajectories", "epochs"),
     "regret": ("regret_vs_epoch", "epochs"),
     "test-acc": ("test_acc_vs_epoch", "epochs"),
     "param-free": ("param_free_vs_epoch", "epochs"),
@@ -42,14 +43,20 @@ def figures(
     ],
     out: Annotated[Path, typer.Option("-o", "--out", help="Directory to write the figures to.", show_default=False)],
     formats: Annotated[
-        str, typer.Option("--formats", help="Comma-separated image formats: svg, png, pdf.")
+        str,
+        typer.Option(
+            "--formats",
+            help="Comma-separated formats: svg (hover text on lines and points), png (150 dpi), "
+            "pdf (vector, fonts embedded, for LaTeX).",
+        ),
     ] = "svg,png",
     skip_damaged: SkipDamagedOption = False,
 ) -> None:
     """Draw one paper-style figure (or all) of the runs found under RUNS.
 
-    Writes DIR/<figure>.svg and .png (table: .html and .csv) and prints the paths; DIR is
-    created when missing and must not be a file."""
+    trajectories: every metric as small multiples (a row of panels per space and data set); the
+    other figures one metric each. Writes DIR/<figure>.svg and .png, or the --formats given (table:
+    .html and .csv), and prints the paths; DIR is created when missing and must not be a file."""
     from nasbench_harness.tracking.atomic import check_output_dir
 
     figure = choice.value

@@ -32,7 +32,8 @@ def report(
         str | None,
         typer.Option(
             "--baseline",
-            help="A method to compare every other method with (a section with nbh compare's verdicts).",
+            help="A method to compare every other method with (verdicts in the headline, and a section "
+            "with nbh compare's numbers).",
             show_default=False,
         ),
     ] = None,
@@ -40,8 +41,10 @@ def report(
 ) -> None:
     """Write a self-contained HTML report of the runs found under RUNS.
 
-    One file, figures inlined, no network needed: summary, paper-style figures, final results,
-    comparison (--baseline), coverage notes and per-run metadata."""
+    One file, figures inlined, no network or JavaScript needed: a headline (final test accuracy,
+    parameter-free ops, eigenvalue and gap per method; verdicts with --baseline), the trajectories
+    as small multiples (hover a line for each seed's value), final results, the comparison
+    (--baseline), coverage notes and a compact per-run table."""
     from nasbench_harness.report.build import write_report
 
     path = write_report(runs, out, title, baseline, skip_damaged, warn)

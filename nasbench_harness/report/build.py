@@ -1,16 +1,23 @@
 """Build one self-contained HTML report from a set of run directories.
 
-Sections: a summary (runs by space, dataset, method; statuses), the paper-style figures, the
-final-results table, coverage notes (NB-1Shot1 cells missing from a partial NB101 table), and
-per-run metadata (config differences within a method, versions, data checksums, failures).
-Figures are inlined as SVG, so the file opens anywhere without a network. Never imports torch.
+Sections: a headline (per space, dataset and method: the final tabular test accuracy, parameter-free
+ops, eigenvalue and gap over seeds, and the verdict against ``--baseline``, colour-coded), the
+trajectories as small multiples (a row of panels per space and data set, a column per metric) and
+the final-accuracy box plot, the final-results table, the comparison with the baseline, coverage
+notes (NB-1Shot1 cells missing from a partial NB101 table), and a compact per-run table (config
+differences, errors, versions and data checksums folded into ``<details>``).
+
+Figures are inlined as SVG with a ``<title>`` on every line and point (hover text, no JavaScript),
+each shown at most at its natural size, so the file opens anywhere without a network and its type
+stays the size it was drawn at. A method has one colour in every figure and in the headline.
+Never imports torch.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -21,16 +28,21 @@ from nasbench_harness.errors import NbhError
 
 FIGURES: tuple[tuple[str, str, str], ...] = (
     (
-        "regret",
-        "regret_vs_epoch",
-        "Anytime test regret of the derived cell (log scale) and the supernet's validation error",
+        "trajectories",
+        "trajectories",
+        "Over the epochs, per space and data set: tabular test accuracy of the derived cell; test regret "
+        "(log scale, solid) with the supernet's validation error (dashed, right axis); parameter-free ops "
+        "in the derived cell (NB201: edges with skip_connect or avg_pool_3x3; NB-1Shot1: max-pool blocks); "
+        "supernet minus final-net gap with inherited weights (solid) and against the tabular accuracy (dashed); "
+        "dominant Hessian eigenvalue (5-point moving average, raw measurements as dots, X where a run stopped "
+        "early). Means over seeds with standard-error bands; hover a line for every seed's value.",
     ),
-    ("test-acc", "test_acc_vs_epoch", "Tabular test accuracy of the derived cell"),
-    ("param-free", "param_free_vs_epoch", "Parameter-free operations in the derived cell (NB201: skip connections)"),
-    ("gap", "gap_vs_epoch", "Supernet-to-final-net gap: inherited weights (solid) and tabular accuracy (dashed)"),
-    ("eigenvalue", "eigenvalue_vs_epoch", "Dominant Hessian eigenvalue (5-point moving average; early stops marked)"),
+    ("final-box", "final_accuracy_box", "Final tabular test accuracy per method; each dot a seed (hover for it)."),
 )
-"""(name, function in :mod:`nasbench_harness.analysis.figures`, caption) of the epoch figures."""
+"""(name, function in :mod:`nasbench_harness.analysis.figures`, caption) of the report's figures."""
+
+VERDICT_CLASSES = {"improved": "good", "regressed": "bad", "no change": "same", "inconclusive": "unknown"}
+"""CSS class of each verdict of :mod:`nasbench_harness.analysis.stats` (its colour in the report)."""
 
 
 class ReportError(NbhError):
@@ -39,12 +51,14 @@ class ReportError(NbhError):
 
 @dataclass(frozen=True)
 class Figure:
-    """A rendered figure for the template: its caption and inline SVG (or why it is missing)."""
+    """A rendered figure for the template: its caption, inline SVG and natural width in CSS px (or
+    why it is missing)."""
 
     name: str
     caption: str
     svg: str | None
     note: str | None = None
+    width_px: int | None = None
 
 
 def build_report(
@@ -63,6 +77,7 @@ def build_report(
     """
     from jinja2 import Environment, select_autoescape
 
+    from nasbench_harness.analysis.plotstyle import same_colours
     from nasbench_harness.analysis.runs import load_runs
 
     loaded = load_runs([Path(p) for p in paths], skip_damaged=skip_damaged, warn=warn)
@@ -71,8 +86,11 @@ def build_report(
         raise ReportError(f"no runs found under {', '.join(map(str, paths))}; give run directories or folders of them")
     searches = runs[runs["kind"] == "search"]
     search_epochs = epochs[epochs["path"].isin(searches["path"])]
-    figures = [_figure(name, func, caption, search_epochs) for name, func, caption in FIGURES]
-    figures.append(_figure("final-box", "final_accuracy_box", "Final tabular test accuracy per method", searches))
+    comparisons = _comparisons(loaded, baseline) if baseline else None
+    frames = {"trajectories": search_epochs, "final-box": searches}
+    with same_colours(searches["method"].dropna()):  # one colour per method: every figure, the headline
+        figures = [_figure(name, func, caption, frames[name]) for name, func, caption in FIGURES]
+        headline = _headline(searches, search_epochs, comparisons, baseline)
     env = Environment(autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(
         resources.files("nasbench_harness.report").joinpath("templates/report.html.j2").read_text()
@@ -81,11 +99,13 @@ def build_report(
     return template.render(
         title=title or "nasbench-harness report",
         summary=_summary(runs, len(loaded.skipped)),
+        headline=headline,
         figures=figures,
         results_html=_results_table(searches),
         coverage=_skipped_notes(loaded.skipped) + _coverage(searches, search_epochs),
         runs=run_rows,
-        comparisons=_comparisons(loaded, baseline) if baseline else None,
+        comparisons=comparisons,
+        verdict_classes=VERDICT_CLASSES,
         baseline=baseline,
         provenance=_provenance_notes(run_rows),
     )
@@ -129,26 +149,52 @@ def write_report(
 
 def _figure(name: str, func: str, caption: str, frame: Any) -> Figure:
     from nasbench_harness.analysis import figures
+    from nasbench_harness.analysis.hover import svg_text
 
     make: Callable[[Any], Any] = getattr(figures, func)
+    if frame.empty:
+        return Figure(name, caption, None, "no search runs")
     try:
         fig = make(frame)
     except NbhError as exc:  # missing columns or no data: the report says so instead of failing
         return Figure(name, caption, None, str(exc))
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
-    svg = buffer.getvalue()
-    return Figure(name, caption, svg[svg.index("<svg") :])
+    svg = svg_text(fig, id_prefix=f"{name}-", bbox_inches="tight", metadata={"Date": None})
+    svg = svg[svg.index("<svg") :]
+    width = re.search(r'<svg[^>]*\swidth="([0-9.]+)pt"', svg)
+    return Figure(name, caption, svg, width_px=round(float(width.group(1)) * 4 / 3) if width else None)
 
 
 def _summary(runs: Any, n_skipped: int = 0) -> dict[str, Any]:
-    counts = runs.groupby(["space", "dataset", "method"], dropna=False).agg(
-        runs=("path", "size"), seeds=("seed", "nunique"), finished=("status", lambda s: int((s == "finished").sum()))
-    )
+    """Run count, statuses, methods and (space, dataset) cells, for the line under the title."""
+    from nasbench_harness.analysis.plotstyle import panel_title
+
     statuses = runs["status"].value_counts().to_dict()
     if n_skipped:
         statuses["damaged, left out (see Coverage)"] = n_skipped
-    return {"n_runs": len(runs), "statuses": statuses, "table": counts.reset_index().to_dict("records")}
+    cells = sorted({panel_title(s, d) for s, d in zip(runs["space"], runs["dataset"], strict=True)})
+    return {"n_runs": len(runs), "statuses": statuses, "methods": sorted(set(runs["method"])), "cells": cells}
+
+
+def _headline(
+    searches: Any, epochs: Any, comparisons: list[dict[str, Any]] | None, baseline: str | None
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Rows of the headline table, grouped by (space, dataset): final values as "mean ± std (n)"
+    over the finished runs, the method's colour, and its verdict against ``baseline``."""
+    from nasbench_harness.analysis.aggregate import HEADLINE_METRICS, headline, mean_std_text
+    from nasbench_harness.analysis.plotstyle import method_color, panel_title
+
+    if searches.empty:
+        return []
+    verdicts = {(c["method"], c["space"], c["dataset"]): c for c in comparisons or [] if c["metric"] == "test_acc"}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in headline(searches, epochs):
+        cells = {m: mean_std_text(row[m], with_n=True, missing="—") for m in HEADLINE_METRICS}
+        verdict = verdicts.get((row["method"], str(row["space"]), str(row["dataset"])))
+        if row["method"] == baseline:
+            verdict = {"verdict": "baseline", "difference": float("nan"), "reason": "the baseline"}
+        entry = {**row, "cells": cells, "color": method_color(str(row["method"])), "verdict": verdict}
+        groups.setdefault(panel_title(row["space"], row["dataset"]), []).append(entry)
+    return list(groups.items())
 
 
 def _skipped_notes(skipped: Sequence[tuple[str, str]]) -> list[str]:
@@ -162,7 +208,7 @@ def _results_table(searches: Any) -> str:
     if searches.empty:
         return "<p>No search runs.</p>"
     try:
-        return results_table(searches).to_html(classes="results", border=0, escape=True)
+        return results_table(searches).reset_index().to_html(classes="results", border=0, escape=True, index=False)
     except NbhError as exc:
         return f"<p class='note'>{html.escape(str(exc))}</p>"
 
@@ -184,16 +230,26 @@ def _coverage(searches: Any, epochs: Any) -> list[str]:
 
 
 def _run_rows(runs: Any) -> list[dict[str, Any]]:
+    """One row per run: its path (and the part below the runs' common folder, ``name``), identity,
+    status, epochs and the long fields the template folds (config diff, error, provenance)."""
     columns = ["path", "kind", "space", "dataset", "method", "seed", "status", "epochs", "stopped_early"]
+    paths = [str(p) for p in runs["path"]]
+    common = os.path.commonpath(paths) if len(paths) > 1 else str(Path(paths[0]).parent) if paths else ""
     rows = []
     for record in runs.to_dict("records"):
         row = {key: record.get(key) for key in columns}
-        row["config_diff"] = record.get("config_diff") or ""
-        row["error"] = record.get("error") or ""
-        row["stopped_early"] = row["stopped_early"] or ""
+        row["name"] = os.path.relpath(str(record["path"]), common) if common else str(record["path"])
+        row["config_diff"] = _text(record.get("config_diff"))
+        row["error"] = _text(record.get("error"))
+        row["stopped_early"] = _text(row["stopped_early"])
         row.update(_provenance(Path(str(record["path"]))))
         rows.append(row)
     return rows
+
+
+def _text(value: Any) -> str:
+    """``value`` as text; "" for None and for pandas' NaN (a run without an error has NaN there)."""
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
 
 
 def _provenance(run: Path) -> dict[str, str]:
