@@ -1,9 +1,11 @@
 """The resolved configuration of one search run: presets, ``key=value`` overrides, validation.
 
-A run's config is a preset (``paper``: NB201's published search setting; ``cpu``: a small
-setting that finishes a 50-epoch search in minutes on two cores) plus overrides. Unknown keys,
-wrong types, non-finite numbers (``inf``, ``nan``) and values outside a key's range are errors
-naming the key, the value and what would be right.
+A run's config is a preset (:mod:`nasbench_harness.presets`: ``paper``, the method's own
+protocol for the space, :mod:`nasbench_harness.protocols`; ``common``, the space's published
+setting shared by every method; ``cpu``, a small setting that finishes a 50-epoch search in
+minutes on two cores) plus overrides. Unknown keys, wrong types, non-finite numbers (``inf``,
+``nan``) and values outside a key's range are errors naming the key, the value and what would
+be right. A ``paper`` config records the protocol it took its values from in ``protocol``.
 
 The thread count is not bounded here (a suite may be planned on a login node and run on a larger
 machine): :func:`nasbench_harness.threads.check_threads` bounds it by the CPUs of the machine a
@@ -19,6 +21,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nasbench_harness.errors import ConfigError, echo, validation_problems
+from nasbench_harness.presets import LAPTOP_PRESETS, NB1SHOT1_PRESETS, PRESETS, PROTOCOL_PRESETS
+
+__all__ = ["LAPTOP_PRESETS", "NB1SHOT1_PRESETS", "PRESETS", "PROTOCOL_PRESETS"]  # re-exported: callers import them here
 
 
 class _Strict(BaseModel):
@@ -215,6 +220,11 @@ class SearchConfig(_Strict):
     dataset: str = "cifar10"
     seed: int = Field(0, ge=0)
     preset: str = "cpu"
+    protocol: str | None = Field(
+        None,
+        description="the method protocol the preset took its values from: METHOD/SPACE FILE sha256:DIGEST "
+        "(set by the paper preset; None: no per-method protocol); recorded, changes nothing by itself",
+    )
     epochs: int = Field(50, ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(64, ge=2, description="images per step (at most the search-train images)")
     data: DataConfig = DataConfig()
@@ -259,66 +269,18 @@ class SearchConfig(_Strict):
             raise ValueError(f"NB-1Shot1 spaces are benchmarked on cifar10 only (NB101), not {self.dataset}")
         return self
 
+    @model_validator(mode="after")
+    def _protocol_names_this_method(self) -> SearchConfig:
+        if self.protocol is not None and not self.protocol.startswith(f"{self.method}/"):
+            raise ValueError(
+                f"protocol {self.protocol!r} is another method's; the paper preset records the protocol of "
+                f"--method {self.method} (drop protocol= from the overrides)"
+            )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON values."""
         return json.loads(self.model_dump_json())
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # The end-of-epoch evaluations (supernet and final net) use a fixed subset of 2,048 of the
-    # 25,000 search-valid images: a forward of all of them twice an epoch would cost about a
-    # tenth of the epoch's training; 2,048 keeps tracking under 5% (benchmarks/perf/tracking_cost.py)
-    # with a standard error under 0.7 points on an accuracy near 90%.
-    "paper": {"tracking": {"final_eval_images": 2048}},
-    # Calibrated on 2 CPU cores: an epoch of first-order DARTS takes about 5 s, so 50 epochs take
-    # about 5 minutes, and tracking (both evaluations every epoch, the Hessian every 5) stays
-    # under 10% of the epoch; see benchmarks/perf/nb201_search.py.
-    "cpu": {
-        "model": {"channels": 8, "cells_per_stage": 1},
-        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
-        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
-    },
-    # The cpu preset where DARTS's collapse shows (issue 17; benchmarks/fidelity/README.md, row
-    # alr10-e100): 5,000 search-train images at batch 64 give 78 arch steps an epoch where the
-    # paper's 25,000 give 390, so the alphas' Adam (whose step is about its learning rate) moves
-    # them a fifth as far; the alphas' learning rate x10 (3e-3) and 100 epochs let them drift as far
-    # as the paper's do. About 10 minutes a run on one core.
-    "collapse": {
-        "epochs": 100,
-        "arch_optim": {"lr": 3e-3},
-        "model": {"channels": 8, "cells_per_stage": 1},
-        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
-        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
-    },
-}
-LAPTOP_PRESETS = ("cpu", "collapse")
-"""The presets sized for a CPU; the others need a GPU."""
-
-
-NB1SHOT1_PRESETS: dict[str, dict[str, Any]] = {
-    # NB-1Shot1's DARTS setting: C=16, 9 cells, batch 96, wd 3e-4 (the rest as NB201).
-    "paper": {"batch_size": 96, "optim": {"weight_decay": 3e-4}, "tracking": {"final_eval_images": 2048}},
-    # 16x16 images with 3 stacks of 1 cell: about as long an epoch as NB201's cpu preset.
-    "cpu": {
-        "batch_size": 96,
-        "optim": {"weight_decay": 3e-4},
-        "model": {"channels": 8, "num_cells": 3},
-        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
-        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
-    },
-    # The cpu preset with NB201's collapse settings (arch lr x10, 100 epochs): 52 arch steps an
-    # epoch here against the paper's 260.
-    "collapse": {
-        "epochs": 100,
-        "batch_size": 96,
-        "optim": {"weight_decay": 3e-4},
-        "arch_optim": {"lr": 3e-3},
-        "model": {"channels": 8, "num_cells": 3},
-        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
-        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
-    },
-}
-"""What an NB-1Shot1 space changes in each preset (applied over the preset, under overrides)."""
 
 
 def build_config(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> SearchConfig:
@@ -327,15 +289,20 @@ def build_config(preset: str = "cpu", overrides: dict[str, Any] | None = None) -
 
 
 def config_values(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The plain values :func:`build_config` validates: the preset (for the space named in
-    ``overrides``) with ``overrides`` merged in."""
+    """The plain values :func:`build_config` validates: the preset for the space named in
+    ``overrides`` (``paper``: overlaid with the protocol of the method named there, default
+    darts, and the protocol's provenance in ``protocol``), with ``overrides`` merged in."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    merged = copy.deepcopy(PRESETS[preset])
-    if str((overrides or {}).get("space", "nb201")).startswith("nb1shot1"):
-        merged = copy.deepcopy(NB1SHOT1_PRESETS[preset])
+    overrides = overrides or {}
+    space = str(overrides.get("space", "nb201"))
+    merged = copy.deepcopy((NB1SHOT1_PRESETS if space.startswith("nb1shot1") else PRESETS)[preset])
+    if preset in PROTOCOL_PRESETS:
+        from nasbench_harness.protocols import protocol_values
+
+        merged = _merge(merged, protocol_values(str(overrides.get("method", "darts")), space))
     merged = _merge(merged, {"preset": preset})
-    return _merge(merged, copy.deepcopy(overrides or {}))
+    return _merge(merged, copy.deepcopy(overrides))
 
 
 def validate_config(values: dict[str, Any]) -> SearchConfig:

@@ -237,7 +237,7 @@ def test_device_and_preset_are_checked_alike_everywhere(command: list[str]) -> N
     message = _usage_error(invoke(*command, "--device", "gpu"), "--device")
     assert "use auto, cpu, cuda or cuda:N" in message
     message = _usage_error(invoke(*command, "--preset", "fast"), "--preset")
-    assert "'fast' is not one of 'paper', 'cpu', 'collapse'" in message
+    assert "'fast' is not one of 'paper', 'cpu', 'collapse', 'common'" in message
 
 
 def test_other_closed_sets_are_usage_errors() -> None:

@@ -11,7 +11,7 @@ import torch
 from tiny import TIME_COLUMNS, interrupted_search, tiny_config, tiny_data, tiny_search, without_times
 
 from nasbench_harness import registry
-from nasbench_harness.config import build_config, parse_overrides
+from nasbench_harness.config import PRESETS, build_config, parse_overrides
 from nasbench_harness.errors import ConfigError, RunDirError, TrainingError
 from nasbench_harness.methods.components.arch_steps import FirstOrderStep
 from nasbench_harness.methods.engine.base import Component, Method
@@ -217,7 +217,16 @@ def test_override_values_parse() -> None:
 
 
 def test_presets_differ_where_documented() -> None:
-    paper, cpu = build_config("paper"), build_config("cpu")
+    paper, cpu, common = build_config("paper"), build_config("cpu"), build_config("common")
+    assert list(PRESETS) == ["paper", "cpu", "collapse", "common"]  # the CLI lists them in this order
+    # common is the published setting for every method; paper adds the method's protocol (darts: NB201's own)
+    assert common.protocol is None and paper.protocol is not None and paper.protocol.startswith("darts/nb201 ")
+    assert (common.optim, common.arch_optim, common.epochs, common.batch_size) == (
+        paper.optim,
+        paper.arch_optim,
+        paper.epochs,
+        paper.batch_size,
+    )
     assert (paper.model.channels, paper.model.cells_per_stage, paper.epochs, paper.batch_size) == (16, 5, 50, 64)
     assert paper.data.train_size is None and cpu.data.train_size is not None
     assert (paper.optim.lr, paper.optim.lr_min, paper.arch_optim.lr, paper.arch_optim.betas) == (
@@ -226,6 +235,15 @@ def test_presets_differ_where_documented() -> None:
         3e-4,
         (0.5, 0.999),
     )
+
+
+@pytest.mark.parametrize("space", ["nb201", "nb1shot1-3"])
+@pytest.mark.parametrize("method", ["darts", "sdarts-rs", "pc-darts"])
+def test_cpu_collapse_and_common_ignore_the_methods_protocol(space: str, method: str) -> None:
+    """Only paper takes the method's protocol; the other presets are one protocol for every method."""
+    for preset in ("cpu", "collapse", "common"):
+        mine, darts = build_config(preset, {"space": space, "method": method}), build_config(preset, {"space": space})
+        assert mine.protocol is None and mine.model_copy(update={"method": "darts"}) == darts
 
 
 @pytest.mark.parametrize("space", ["nb201", "nb1shot1-3"])

@@ -19,12 +19,13 @@ from nasbench_harness.tracking import read_trajectory
 
 SUITES = Path(__file__).parents[1] / "benchmarks" / "suites"
 SIZES = {"nb201-robust": 45, "nb1shot1-regret": 45, "rdarts-eigenvalue": 27, "regularizer-check": 6, "quickstart": 4}
-VARIANTS = {  # a laptop variant (cpu, or collapse where the suite is about the collapse) and paper
-    "nb201-robust": {"cpu", "collapse", "paper"},
-    "nb1shot1-regret": {"cpu", "paper"},
-    "rdarts-eigenvalue": {"cpu", "collapse", "paper"},
-    "regularizer-check": {"collapse", "paper"},
-    "quickstart": {"collapse", "paper"},
+VARIANTS = {  # a laptop variant (cpu, or collapse where the suite is about the collapse), and paper;
+    # the comparison suites list common (one protocol for every method) first, their GPU default
+    "nb201-robust": ["cpu", "collapse", "common", "paper"],
+    "nb1shot1-regret": ["cpu", "common", "paper"],
+    "rdarts-eigenvalue": ["cpu", "collapse", "common", "paper"],
+    "regularizer-check": ["collapse", "paper"],
+    "quickstart": ["collapse", "paper"],
 }
 TINY = """\
     name: tiny
@@ -58,7 +59,7 @@ def _suite(tmp_path: Path, text: str = TINY) -> Path:
 @pytest.mark.parametrize("name", sorted(SIZES))
 def test_shipped_suites_validate_and_expand(name: str) -> None:
     suite = load_suite(SUITES / f"{name}.yaml")
-    assert suite.name == name and set(suite.variants) == VARIANTS[name]
+    assert suite.name == name and list(suite.variants) == VARIANTS[name]
     for variant in VARIANTS[name]:
         runs = expand(suite, variant)
         assert len(runs) == SIZES[name]
@@ -236,3 +237,31 @@ def test_an_interrupted_run_resumes_but_a_failed_one_waits_for_retry(tmp_path: P
     assert run_status(runs[0].path) == "interrupted" and run_status(runs[1].path) == "failed"
     skipped = run_one(runs[1], "cpu", None, retry_failed=False)
     assert skipped.status == "skipped-failed" and "--retry-failed" in skipped.message
+
+
+@pytest.mark.parametrize(
+    ("suite", "gpu", "cpu"),
+    [
+        ("nb201-robust", "common", "cpu"),
+        ("nb1shot1-regret", "common", "cpu"),
+        ("rdarts-eigenvalue", "common", "cpu"),
+        ("quickstart", "paper", "collapse"),
+        ("regularizer-check", "paper", "collapse"),
+    ],
+)
+def test_the_default_preset_is_the_suites_first_variant_that_fits_the_device(
+    suite: str, gpu: str, cpu: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU the comparison suites compare under one protocol (common, listed before paper);
+    on the CPU, the first CPU-sized variant; a single search: paper on a GPU, cpu on the CPU."""
+    import torch
+
+    from nasbench_harness.cli.common import default_preset
+
+    variants = load_suite(SUITES / f"{suite}.yaml").variants
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_preset("auto", variants) == gpu and default_preset("cuda:0") == "paper"
+    assert default_preset("cpu", variants) == cpu and default_preset("cpu") == "cpu"
+    assert default_preset("cuda", ["cpu"]) == "paper"  # no GPU-sized variant: the search default (expand names it)
+    no_gpu(monkeypatch)
+    assert default_preset("auto", variants) == cpu and default_preset("auto") == "cpu"

@@ -153,12 +153,16 @@ DatasetOption = Annotated[
     ),
 ]
 PRESET_HELP = (
-    "paper: the space's published setting, 50 epochs, GPU hours (NB201: C=16, N=5, batch 64; "
-    "NB-1Shot1: C=16, 9 cells, batch 96). cpu: C=8 (NB201: N=1; NB-1Shot1: 3 cells), 5,000/5,000 "
-    "images at 16x16, 50 epochs, about 5 minutes on 2 cores. collapse: cpu with the alphas' "
-    "learning rate x10 (3e-3) and 100 epochs, where NB201 DARTS drifts to skip connections; about "
-    "10 minutes a run on one core. A suite runs its variant of that name. Default: paper when "
-    "--device is (or auto finds) CUDA, else cpu (a suite without a cpu variant: collapse)."
+    "paper: the method as its reference ran it on the space (the space's published setting overlaid "
+    "with the method's protocol: epochs, batch, optimisers, method options; see `nbh methods NAME`), "
+    "GPU hours. common: one protocol for every method, the space's published setting (NB201: C=16, N=5, "
+    "batch 64, 50 epochs, SGD 0.025 cosine with Nesterov, wd 5e-4; NB-1Shot1: C=16, 9 cells, batch 96, "
+    "wd 3e-4), for comparing methods under identical settings. cpu: C=8 (NB201: N=1; NB-1Shot1: 3 cells), "
+    "5,000/5,000 images at 16x16, 50 epochs, about 5 minutes on 2 cores. collapse: cpu with the alphas' "
+    "learning rate x10 (3e-3) and 100 epochs, where NB201 DARTS drifts to skip connections; about 10 "
+    "minutes a run on one core. cpu and collapse use the common protocol. A suite runs its variant of "
+    "that name. Default: paper when --device is (or auto finds) CUDA, else cpu; for a suite, its first "
+    "variant (in the file's order) that fits the device."
 )
 PresetOption = Annotated[
     Preset | None, typer.Option("--preset", parser=parse_preset, help=PRESET_HELP, show_default=False)
@@ -284,12 +288,17 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def default_preset(device: str, variants: Iterable[str] | None = None) -> str:
-    """The preset a device implies: ``paper`` when it can be CUDA and CUDA is there, else ``cpu``;
-    for a suite (``variants``) without a ``cpu`` variant, its first CPU-sized one (``collapse``).
-    Every command with ``--preset`` (search, sweep, check-regularizer) defaults by this rule."""
+    """The preset a device implies. A single search: ``paper`` when the device can be CUDA and
+    CUDA is there, else ``cpu``. A suite (``variants``, in its file's order): its first variant
+    that fits the device (GPU-sized on CUDA, one of :data:`LAPTOP_PRESETS` otherwise), so a suite
+    that lists ``common`` before ``paper`` compares under one protocol by default; without such a
+    variant, the single search's default. Every command with ``--preset`` (search, sweep,
+    check-regularizer) defaults by this rule."""
     import torch
 
-    if device != "cpu" and torch.cuda.is_available():
-        return "paper"
-    laptop = [v for v in variants or () if v in LAPTOP_PRESETS]
-    return "cpu" if variants is None or "cpu" in laptop or not laptop else laptop[0]
+    gpu = device != "cpu" and torch.cuda.is_available()
+    fallback = "paper" if gpu else "cpu"
+    if variants is None:
+        return fallback
+    fits = [v for v in variants if (v not in LAPTOP_PRESETS) == gpu]
+    return fits[0] if fits else fallback
