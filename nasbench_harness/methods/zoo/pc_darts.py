@@ -117,9 +117,10 @@ def pc_darts(options: dict[str, Any]) -> Method:
 
     Options: ``k`` (default 4, the paper's CIFAR setting, also used by the NB201 and NB-1Shot1
     ports); the model's ``channels`` must be a multiple of K. Other hyperparameters are the
-    run config's (the paper's DARTS-space batch 256 / lr 0.1 / arch lr 6e-4 and its 15 warm-up
-    epochs are not NB201's or NB-1Shot1's protocol: the NB-1Shot1 authors kept DARTS's settings
-    and no warm-up).
+    run config's. ``--preset paper`` takes them from ``protocols/pc-darts.yaml``: on NB201,
+    which PC-DARTS's own code never ran, the paper's DARTS-space batch 256 / lr 0.1 / arch lr
+    6e-4 (adapted); on NB-1Shot1 the NB-1Shot1 authors' port, which kept DARTS's settings. The
+    15 weights-only warm-up epochs of the DARTS-space code have no key here (`nbh methods pc-darts` lists them).
 
     Trajectory columns: ``pc_k`` (K); on NB201 ``pc_edge_weights``: the six edge weights
     softmax(beta) per node after the epoch, comma-separated in edge order 0->1, 0->2, 1->2,

@@ -86,8 +86,9 @@ def darts_ada(options: dict[str, Any]) -> Method:
     schedule and the eigenvalue history of that epoch (``src/utils.py``, ``load_checkpoint``),
     so the rule can fire again as soon as the restored history allows; adaptations stop once
     the next one would take the weight decay past ``max_weight_decay`` (3e-4 -> 3e-3 -> 3e-2 from
-    their start; this harness's presets start from ``optim.weight_decay``, 5e-4 on NB201, which
-    allows one adaptation to 5e-3 unless ``max_weight_decay`` is raised).
+    their start). The search starts from ``optim.weight_decay``: 3e-4 under ``--preset paper``
+    (``protocols/darts-ada.yaml``), as the script; 5e-4 under ``common`` and the CPU presets
+    (NB201's setting), which allows one adaptation to 5e-3 unless ``max_weight_decay`` is raised.
 
     Options: those of darts-es, plus wd_factor (10) and max_weight_decay (0.03).
     Columns: ``es_eigenvalue``, ``es_local_avg``, ``es_growth``, ``weight_decay``,
