@@ -307,3 +307,24 @@ def test_two_epochs_of_the_paper_protocol(method: str, space: str, tmp_path: Pat
     assert result.status == "finished" and len(trajectory(result)) == 2
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["config"]["protocol"] == full.protocol and manifest["config"]["preset"] == "paper"
+
+
+def test_a_paper_run_from_before_protocols_resumes_as_common(tmp_path: Path, synthetic_nb201: Any) -> None:
+    """A run written before per-method protocols has ``preset: paper`` and no ``protocol``: it ran
+    the shared protocol, today's ``common``, and resumes under that name, not under ``paper``."""
+    from tiny import tiny_config, tiny_search
+
+    from nasbench_harness.errors import RunDirError
+
+    config = tiny_config(epochs=1)
+    result = tiny_search(tmp_path, synthetic_nb201, config=config)
+    manifest_file = result.path / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["config"]["preset"] = "paper"
+    del manifest["config"]["protocol"]
+    manifest_file.write_text(json.dumps(manifest))
+    again = tiny_search(tmp_path, synthetic_nb201, config=config.model_copy(update={"preset": "common"}))
+    assert again.status == "finished" and again.epochs_completed == 1
+    today = config.model_copy(update={"preset": "paper", "protocol": "darts/nb201 darts.yaml sha256:0"})
+    with pytest.raises(RunDirError, match=r"differs in .*preset"):
+        tiny_search(tmp_path, synthetic_nb201, config=today)

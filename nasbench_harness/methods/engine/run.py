@@ -205,6 +205,8 @@ def _check_same_config(run_dir: RunDir, config: dict[str, Any]) -> None:
         raise RunDirError(f"{run_dir.path / 'manifest.json'} has no config; it was not written by `nbh search`")
     # Keys added since the run was written take their defaults, which do what that version did.
     old = _with_new_defaults(old)
+    if old.get("preset") == "paper" and "protocol" not in run_dir.read_manifest()["config"]:
+        old["preset"] = "common"  # written before per-method protocols: its `paper` is today's `common`
     # Threads change speed, not results, and may differ between machines; a plugin's time limit
     # changes only whether a slow call fails, and sync_every only how often the host reads the loss.
     diff = describe_config_diff(old, config, ignore=["threads", "plugin_timeout_s", "tracking.sync_every"])
