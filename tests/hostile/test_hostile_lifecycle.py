@@ -75,8 +75,16 @@ def start(args: list[str], gate: Path | None = None, **env: str) -> subprocess.P
         env["NBH_TEST_GATE"] = str(gate)
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, *args], env={**os.environ, **env},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals,
     )  # fmt: skip
+
+
+def _default_signals() -> None:
+    """The child starts with SIGINT and SIGHUP at their defaults, as a terminal gives them. A test
+    run started under ``nohup`` or as a background job would pass them on ignored, and ``nbh``
+    rightly keeps an inherited ignore (``nohup nbh search`` must survive a hang-up)."""
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
