@@ -18,7 +18,7 @@ from nasbench_harness.execution.suite import expand, load_suite
 from nasbench_harness.tracking import read_trajectory
 
 SUITES = Path(__file__).parents[1] / "benchmarks" / "suites"
-SIZES = {"nb201-robust": 45, "nb1shot1-regret": 45, "rdarts-eigenvalue": 27, "regularizer-check": 6, "quickstart": 4}
+SIZES = {"nb201-robust": 45, "nb1shot1-regret": 45, "rdarts-eigenvalue": 27, "regularizer-check": 8, "quickstart": 4}
 VARIANTS = {  # a laptop variant (cpu, or collapse where the suite is about the collapse), and paper;
     # the comparison suites list common (one protocol for every method) first, their GPU default
     "nb201-robust": ["cpu", "collapse", "common", "paper"],
