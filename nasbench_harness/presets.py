@@ -24,29 +24,34 @@ _PUBLISHED_NB1SHOT1: dict[str, Any] = {
     "tracking": {"final_eval_images": 2048},
 }
 
+_CPU_NB201: dict[str, Any] = {
+    "model": {"channels": 8, "cells_per_stage": 1},
+    "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
+    "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
+}
+_CPU_NB1SHOT1: dict[str, Any] = {
+    "batch_size": 96,
+    "optim": {"weight_decay": 3e-4},
+    "model": {"channels": 8, "num_cells": 3},
+    "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
+    "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
+}
+_COLLAPSE: dict[str, Any] = {"epochs": 100, "arch_optim": {"lr": 3e-3}}
+"""What ``collapse`` adds to ``cpu`` on every space (keys ``cpu`` does not set)."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     # NB201's published base setting; config_values overlays the method's protocol on it.
     "paper": _PUBLISHED_NB201,
     # Calibrated on 2 CPU cores: an epoch of first-order DARTS takes about 5 s, so 50 epochs take
     # about 5 minutes, and tracking (both evaluations every epoch, the Hessian every 5) stays
     # under 10% of the epoch; see benchmarks/perf/nb201_search.py.
-    "cpu": {
-        "model": {"channels": 8, "cells_per_stage": 1},
-        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
-        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
-    },
+    "cpu": _CPU_NB201,
     # The cpu preset where DARTS's collapse shows (issue 17; benchmarks/fidelity/README.md, row
     # alr10-e100): 5,000 search-train images at batch 64 give 78 arch steps an epoch where the
     # paper's 25,000 give 390, so the alphas' Adam (whose step is about its learning rate) moves
     # them a fifth as far; the alphas' learning rate x10 (3e-3) and 100 epochs let them drift as far
     # as the paper's do. About 10 minutes a run on one core.
-    "collapse": {
-        "epochs": 100,
-        "arch_optim": {"lr": 3e-3},
-        "model": {"channels": 8, "cells_per_stage": 1},
-        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
-        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
-    },
+    "collapse": {**_CPU_NB201, **_COLLAPSE},
     # The published base setting for every method alike (what `paper` was before per-method
     # protocols): methods compared under identical settings.
     "common": _PUBLISHED_NB201,
@@ -60,24 +65,10 @@ PROTOCOL_PRESETS = ("paper",)
 NB1SHOT1_PRESETS: dict[str, dict[str, Any]] = {
     "paper": _PUBLISHED_NB1SHOT1,
     # 16x16 images with 3 stacks of 1 cell: about as long an epoch as NB201's cpu preset.
-    "cpu": {
-        "batch_size": 96,
-        "optim": {"weight_decay": 3e-4},
-        "model": {"channels": 8, "num_cells": 3},
-        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
-        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
-    },
+    "cpu": _CPU_NB1SHOT1,
     # The cpu preset with NB201's collapse settings (arch lr x10, 100 epochs): 52 arch steps an
     # epoch here against the paper's 260.
-    "collapse": {
-        "epochs": 100,
-        "batch_size": 96,
-        "optim": {"weight_decay": 3e-4},
-        "arch_optim": {"lr": 3e-3},
-        "model": {"channels": 8, "num_cells": 3},
-        "data": {"train_size": 5000, "valid_size": 5000, "image_size": 16},
-        "tracking": {"final_eval_images": 512, "eigen_batch_size": 32},
-    },
+    "collapse": {**_CPU_NB1SHOT1, **_COLLAPSE},
     "common": _PUBLISHED_NB1SHOT1,
 }
 """What an NB-1Shot1 space changes in each preset (applied over the preset, under overrides)."""
