@@ -92,16 +92,21 @@ def run_dir(root: Path, row: str, method: str, seed: int) -> Path:
 
 def run_one(root: Path, row: str, method: str, seed: int, threads: int, data_dir: str | None) -> tuple[str, int]:
     """``nbh search`` of ``method`` at setting ``row`` and ``seed`` (resumed where it stopped); (dir, exit code)."""
-    out = run_dir(root, row, method, seed)
     overrides, _ = SETTINGS[row]
-    args = [sys.executable, "-m", "nasbench_harness.cli.main", "search", "--method", method, "--seed", str(seed),
-            "--preset", "cpu", "--device", "cpu", "--threads", str(threads), "--out", str(out),
-            *flat(overrides)]  # fmt: skip
+    out = run_dir(root, row, method, seed)
+    return search(out, ["--method", method, "--seed", str(seed), "--preset", "cpu", "--threads", str(threads),
+                        *flat(overrides)], data_dir)  # fmt: skip
+
+
+def search(out: Path, options: list[str], data_dir: str | None) -> tuple[str, int]:
+    """``nbh search --device cpu --out OUT OPTIONS`` (``--resume`` when OUT holds a run), its output
+    in ``OUT/../seed-<k>.log``; (dir, exit code)."""
+    args = [sys.executable, "-m", "nasbench_harness.cli.main", "search", "--device", "cpu", "--out", str(out), *options]
     if (out / "manifest.json").exists():
         args.append("--resume")
     if data_dir:
         args += ["--data-dir", data_dir]
-    log = out.parent / f"seed-{seed}.log"
+    log = out.parent / f"{out.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as f:
         code = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, check=False).returncode

@@ -24,13 +24,12 @@ import csv
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from collapse_search import flat, run_all_with
+from collapse_search import flat, run_all_with, search
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "nb1shot1_results.csv"
@@ -50,21 +49,11 @@ def run_dir(root: Path, row: str, method: str, seed: int) -> Path:
 
 def run_one(root: Path, row: str, method: str, seed: int, threads: int, data_dir: str | None) -> tuple[str, int]:
     """``nbh search`` of ``method`` at ``row`` and ``seed`` (resumed where it stopped); (dir, exit code)."""
-    out = run_dir(root, row, method, seed)
     preset, overrides, _ = ROWS[row]
     rest = {k: v for k, v in overrides.items() if k != "space"}
-    args = [sys.executable, "-m", "nasbench_harness.cli.main", "search", "--space", overrides["space"],
-            "--method", method, "--seed", str(seed), "--preset", preset, "--device", "cpu",
-            "--threads", str(threads), "--out", str(out), *flat(rest)]  # fmt: skip
-    if (out / "manifest.json").exists():
-        args.append("--resume")
-    if data_dir:
-        args += ["--data-dir", data_dir]
-    log = out.parent / f"seed-{seed}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w", encoding="utf-8") as f:
-        code = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, check=False).returncode
-    return str(out), code
+    options = ["--space", overrides["space"], "--method", method, "--seed", str(seed), "--preset", preset,
+               "--threads", str(threads), *flat(rest)]  # fmt: skip
+    return search(run_dir(root, row, method, seed), options, data_dir)
 
 
 def _mean(values: list[float]) -> float:
