@@ -77,6 +77,10 @@ class RunDirError(NbhError):
     """A run directory is damaged, or holds a run that cannot be continued as asked."""
 
 
+class RunBusyError(RunDirError):
+    """Another live process holds the run's lock (it is training the run)."""
+
+
 class TrainingError(NbhError):
     """A search diverged (a NaN or infinite loss); the run is kept up to the last complete epoch."""
 

@@ -1,20 +1,19 @@
 """Start or resume a search run in a directory: provenance, status, and errors kept on disk.
 
-A run is trained under an exclusive lock, ``<run dir>.lock`` (the one a sweep takes, too): a
-second command on the same directory fails at once naming the process that holds it. The OS
-releases the lock when that process dies, however it dies. While a run trains, SIGTERM and SIGHUP
-(where their default action would kill the process unrecorded; not in a sweep's worker processes)
-end it as Ctrl-C does: the run is marked ``failed`` with an "interrupted ..." message (a sweep
-resumes it), its epochs are kept, and ``nbh`` exits with 128 + the signal's number.
+A run is trained under an exclusive lock, ``<run dir>.lock`` (the one a sweep takes, too; see
+:mod:`nasbench_harness.tracking.runlock`): a second command on the same directory fails naming the
+live process that holds it; a dead holder's lock is taken over (once stale, where the OS did not
+free it). While a run trains, SIGTERM and SIGHUP (where their default action would kill the
+process unrecorded; not in a sweep's worker processes) end it as Ctrl-C does: the run is marked
+``failed`` with an "interrupted ..." message (a sweep resumes it), its epochs are kept, and ``nbh``
+exits with 128 + the signal's number.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
-import socket
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,12 +31,11 @@ from nasbench_harness.registry import build_method
 from nasbench_harness.spaces.catalog import open_benchmark
 from nasbench_harness.threads import check_threads
 from nasbench_harness.tracking import RunDir, describe_config_diff, git_commit, utc_now, versions
-from nasbench_harness.tracking.atomic import check_output_dir, storage_error
+from nasbench_harness.tracking.atomic import check_output_dir
+from nasbench_harness.tracking.runlock import claim_run_dir, run_lock  # noqa: F401  (run_lock: re-exported)
 from nasbench_harness.tracking.trackers import check_trackers, open_trackers
 
-LOCK_SUFFIX = ".lock"
 RESUME_HINT = "continue with `nbh search ... --resume`"
-_LOCK_TAG = "nbh-run-lock"
 
 
 @dataclass(frozen=True)
@@ -259,64 +257,6 @@ def _manifest(config: dict[str, Any], data: SearchData, bench: Any, device: torc
             "cache": str(bench.path),
         },
     }
-
-
-def run_lock(path: str | os.PathLike[str]) -> Any:
-    """The lock a run directory trains under: a ``filelock.FileLock`` on ``<path>.lock``, one
-    instance per path in a process (so a sweep holding it can call :func:`run_search`)."""
-    from filelock import FileLock
-
-    return FileLock(str(path) + LOCK_SUFFIX, is_singleton=True)
-
-
-@contextlib.contextmanager
-def claim_run_dir(path: Path) -> Iterator[None]:
-    """Hold the run's lock for the block; ``RunDirError`` at once when another process holds it."""
-    from filelock import Timeout
-
-    lock_file = Path(str(path) + LOCK_SUFFIX)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = run_lock(path)
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise RunDirError(
-            f"{path} is being trained by another process ({_holder(lock_file)}); wait for it or choose another --out"
-        ) from None
-    except OSError as exc:
-        raise storage_error(exc, lock_file) from None
-    try:
-        _write_holder(lock_file)
-        yield
-    finally:
-        if getattr(lock, "lock_counter", 1) <= 1:
-            _write_holder(lock_file, clear=True)
-        lock.release()
-
-
-def _write_holder(lock_file: Path, clear: bool = False) -> None:
-    """Record (or clear) who holds the lock, in the lock file itself; only over an empty file or a
-    record of ours (a lock library's own marker is left alone). Best effort: it only informs."""
-    record = {_LOCK_TAG: 1, "pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}
-    with contextlib.suppress(OSError, ValueError), open(lock_file, "r+", encoding="utf-8") as f:
-        text = f.read()
-        if text and _LOCK_TAG not in text:
-            return
-        f.seek(0)
-        f.truncate()
-        if not clear:
-            f.write(json.dumps(record))
-
-
-def _holder(lock_file: Path) -> str:
-    """``pid N, since T`` (``on host H`` when another machine) from the lock file, if recorded."""
-    try:
-        record = json.loads(lock_file.read_text(encoding="utf-8"))
-        pid, host, since = record["pid"], record["host"], record["since"]
-    except (OSError, ValueError, TypeError, KeyError):
-        return "its pid is not recorded"
-    where = "" if host == socket.gethostname() else f" on host {str(host)[:60]}"
-    return f"pid {pid}{where}, since {since}"
 
 
 @contextlib.contextmanager
