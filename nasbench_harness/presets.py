@@ -10,6 +10,7 @@ the numbers can each be read on their own.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 # The end-of-epoch evaluations (supernet and final net) use a fixed subset of 2,048 of the
@@ -72,3 +73,16 @@ NB1SHOT1_PRESETS: dict[str, dict[str, Any]] = {
     "common": _PUBLISHED_NB1SHOT1,
 }
 """What an NB-1Shot1 space changes in each preset (applied over the preset, under overrides)."""
+
+
+def preset_for(gpu: bool, variants: Iterable[str] | None = None) -> str:
+    """The default preset of runs that train on a GPU (``gpu``) or not. A single search: ``paper``
+    on a GPU, else ``cpu``. A suite (``variants``, in its file's order): its first variant that
+    fits (GPU-sized on a GPU, one of :data:`LAPTOP_PRESETS` otherwise), so a suite that lists
+    ``common`` before ``paper`` compares under one protocol by default; without such a variant,
+    the single search's default."""
+    fallback = "paper" if gpu else "cpu"
+    if variants is None:
+        return fallback
+    fits = [v for v in variants if (v not in LAPTOP_PRESETS) == gpu]
+    return fits[0] if fits else fallback

@@ -198,16 +198,24 @@ def test_variant_is_a_deprecated_alias_of_preset() -> None:
     assert clash.exit_code == 2 and "disagree" in flat(clash.stderr)
 
 
-def test_check_regularizer_takes_preset_variant_and_device(captured: dict[str, Any]) -> None:
+def test_check_regularizer_takes_preset_variant_and_device(
+    captured: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nasbench_harness.execution import local
+    from nasbench_harness.execution.resources import Capacity, Node
+
+    two_gpus = Capacity("local", (Node(2, 2, "this machine"),), "this machine", ("0", "1"))
+    monkeypatch.setattr(local, "local_capacity", lambda: two_gpus)
     _stopped(invoke("check-regularizer", "x.py:R", "--preset", "paper", "--device", "cuda:1", "--workers", "2"))
-    assert captured["preset"] == "paper" and captured["device"] == "cuda:1" and captured["workers"] == 2
+    placement = captured["placement"]
+    assert captured["preset"] == "paper" and placement.device == "cuda:1" and placement.workers == 2
     assert captured["check"] == "planned" and captured["weight"] == "1" and captured["params"] == {}
     result = invoke("check-regularizer", "x.py:R", "--variant", "paper", "--device", "cpu")
     _stopped(result)
     assert captured["preset"] == "paper" and "--variant is deprecated" in result.stderr
     # the default follows the device, as for search and sweep: the suite's CPU-sized variant
     _stopped(invoke("check-regularizer", "x.py:R", "--device", "cpu", "--reg-weight", "0:2", "--reg-param", "k=3"))
-    assert captured["preset"] == "collapse" and captured["device"] == "cpu"
+    assert captured["preset"] == "collapse" and captured["placement"].device == "cpu"
     assert captured["weight"] == "0:2" and captured["params"] == {"k": 3}
 
 
@@ -245,7 +253,7 @@ def test_other_closed_sets_are_usage_errors() -> None:
     assert "registered methods: beta-darts, darts" in _usage_error(invoke("search", "--method", "dartz"), "--method")
     _usage_error(invoke("check-regularizer", "x.py:R", "--baseline-method", "dartz"), "--baseline-method")
     _usage_error(invoke("baseline", "--method", "bayesopt"), "--method")
-    _usage_error(invoke("sweep", suite, "--executor", "slurm"), "--executor")
+    _usage_error(invoke("sweep", suite, "--executor", "dask"), "--executor")
     _usage_error(invoke("sweep", suite, "--workers", "0"), "--workers")
     assert "'200', '12'" in _usage_error(invoke("query", "nb201", "1", "--hp", "100"), "--hp")
 
@@ -254,6 +262,8 @@ def test_other_closed_sets_are_usage_errors() -> None:
 
 
 def test_search_passes_cache_dir_on_without_touching_the_environment(captured: dict[str, Any], tmp_path: Path) -> None:
+    import torch._inductor.config  # noqa: F401  (sets TORCHINDUCTOR_CACHE_DIR the first time; not ours)
+
     before = dict(os.environ)
     result = invoke("search", "--cache-dir", str(tmp_path / "c"), "--device", "cpu", "--out", str(tmp_path / "r"))
     _stopped(result)  # stopped inside run_search, where it opens the space's table

@@ -228,6 +228,7 @@ def test_cli_sweep_with_a_report(
 
 
 def test_an_interrupted_run_resumes_but_a_failed_one_waits_for_retry(tmp_path: Path) -> None:
+    from nasbench_harness.execution.job import JobArgs
     from nasbench_harness.execution.local import run_one
 
     runs = expand(load_suite(_suite(tmp_path)), "cpu", tmp_path)
@@ -235,7 +236,7 @@ def test_an_interrupted_run_resumes_but_a_failed_one_waits_for_retry(tmp_path: P
         run.path.mkdir(parents=True)
         (run.path / "manifest.json").write_text(json.dumps({"schema_version": 1, "status": "failed", "error": error}))
     assert run_status(runs[0].path) == "interrupted" and run_status(runs[1].path) == "failed"
-    skipped = run_one(runs[1], "cpu", None, retry_failed=False)
+    skipped = run_one(runs[1], JobArgs("cpu", retry_failed=False))
     assert skipped.status == "skipped-failed" and "--retry-failed" in skipped.message
 
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from nasbench_harness.config import LAPTOP_PRESETS, PRESETS
+from nasbench_harness.config import PRESETS
 from nasbench_harness.paths import CACHE_DIR_ENV, DATA_DIR_ENV
 from nasbench_harness.registry import METHOD_HELP
 from nasbench_harness.spaces.catalog import SPACE_NAMES, SPACES
@@ -64,6 +64,7 @@ class Executor(StrEnum):
 
     local = "local"
     ray = "ray"
+    slurm = "slurm"
 
 
 def choice_parser(enum: Any, canonical: Callable[[str], str] | None = None) -> Callable[[Any], Any]:
@@ -162,7 +163,7 @@ PRESET_HELP = (
     "learning rate x10 (3e-3) and 100 epochs, where NB201 DARTS drifts to skip connections; about 10 "
     "minutes a run on one core. cpu and collapse use the common protocol. A suite runs its variant of "
     "that name. Default: paper when --device is (or auto finds) CUDA, else cpu; for a suite, its first "
-    "variant (in the file's order) that fits the device."
+    "variant (in the file's order) that fits the device its runs train on (the executor's machines)."
 )
 PresetOption = Annotated[
     Preset | None, typer.Option("--preset", parser=parse_preset, help=PRESET_HELP, show_default=False)
@@ -174,7 +175,10 @@ VariantOption = Annotated[
 DeviceOption = Annotated[
     str,
     typer.Option(
-        "--device", parser=parse_device, metavar="DEVICE", help="auto (cuda if available), cpu, cuda or cuda:N."
+        "--device",
+        parser=parse_device,
+        metavar="DEVICE",
+        help="auto (cuda if available where the runs train), cpu, cuda or cuda:N.",
     ),
 ]
 MethodOption = Annotated[
@@ -191,7 +195,14 @@ RootOption = Annotated[
     typer.Option("--root", help="Results folder; a suite's runs go to ROOT/<suite>/<preset>/<space>/<dataset>/..."),
 ]
 WorkersOption = Annotated[
-    int, typer.Option("--workers", min=1, help="Runs trained at once (the machine's threads are split between them).")
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Local executor: runs trained at once (the machine's threads are split between them). Default: "
+        "one per GPU slot (see --gpus-per-run) with GPU runs, else 1.",
+        show_default=False,
+    ),
 ]
 
 RegWeightOption = Annotated[
@@ -288,17 +299,11 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def default_preset(device: str, variants: Iterable[str] | None = None) -> str:
-    """The preset a device implies. A single search: ``paper`` when the device can be CUDA and
-    CUDA is there, else ``cpu``. A suite (``variants``, in its file's order): its first variant
-    that fits the device (GPU-sized on CUDA, one of :data:`LAPTOP_PRESETS` otherwise), so a suite
-    that lists ``common`` before ``paper`` compares under one protocol by default; without such a
-    variant, the single search's default. Every command with ``--preset`` (search, sweep,
-    check-regularizer) defaults by this rule."""
+    """The preset a device of this machine implies (:func:`nasbench_harness.presets.preset_for`):
+    GPU-sized when the device can be CUDA and torch sees one. ``nbh search`` defaults by this
+    rule; a sweep decides from the machines its runs train on (``execution.resources``)."""
     import torch
 
-    gpu = device != "cpu" and torch.cuda.is_available()
-    fallback = "paper" if gpu else "cpu"
-    if variants is None:
-        return fallback
-    fits = [v for v in variants if (v not in LAPTOP_PRESETS) == gpu]
-    return fits[0] if fits else fallback
+    from nasbench_harness.presets import preset_for
+
+    return preset_for(device != "cpu" and torch.cuda.is_available(), variants)

@@ -1,10 +1,10 @@
 """``nbh sweep``: run every search of a suite (a YAML grid), skipping finished runs and resuming
-interrupted ones."""
+interrupted ones, on this machine, a Ray cluster or SLURM."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,14 +17,29 @@ from nasbench_harness.cli.common import (
     RootOption,
     VariantOption,
     WorkersOption,
-    choice_parser,
-    concrete_device,
     console,
-    default_preset,
     err_console,
     preset_or_variant,
 )
+from nasbench_harness.cli.executors import (
+    CpusPerRunOption,
+    ExecutorOption,
+    GpusPerRunOption,
+    RayAddressOption,
+    SlurmArrayOption,
+    SlurmExtraOption,
+    SlurmPartitionOption,
+    SlurmSetupOption,
+    SlurmTimeOption,
+    Where,
+    placed,
+)
 from nasbench_harness.cli.search import LogOption
+
+if TYPE_CHECKING:
+    from nasbench_harness.execution.local import Backend, Outcome
+    from nasbench_harness.execution.resources import Placement
+    from nasbench_harness.execution.suite import PlannedRun
 
 
 def sweep(
@@ -32,22 +47,21 @@ def sweep(
     preset: PresetOption = None,
     variant: VariantOption = None,
     root: RootOption = Path("results"),
-    workers: WorkersOption = 1,
-    executor: Annotated[
-        Executor,
-        typer.Option(
-            "--executor", parser=choice_parser(Executor), help="local (a process pool here) or ray (Ray tasks)."
-        ),
-    ] = Executor.local,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address", help="An existing Ray cluster (default: a local Ray instance).", show_default=False
-        ),
-    ] = None,
+    executor: ExecutorOption = Executor.local,
     device: DeviceOption = "auto",
+    workers: WorkersOption = None,
+    gpus_per_run: GpusPerRunOption = None,
+    cpus_per_run: CpusPerRunOption = None,
+    ray_address: RayAddressOption = None,
+    slurm_partition: SlurmPartitionOption = None,
+    slurm_time: SlurmTimeOption = 1440,
+    slurm_array_parallelism: SlurmArrayOption = 64,
+    slurm_option: SlurmExtraOption = None,
+    slurm_setup: SlurmSetupOption = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and their state; train nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the runs, their state and what each is given; train nothing.")
+    ] = False,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -60,27 +74,63 @@ def sweep(
     cache_dir: CacheDirOption = None,
     log: LogOption = None,
 ) -> None:
-    """Run every search of a suite (a YAML grid), locally or on Ray.
+    """Run every search of a suite (a YAML grid) here, on Ray or on SLURM.
 
     Expands SUITE into runs (same config -> same directory) and trains the missing ones:
-    finished runs are skipped, interrupted ones resume. Prints one line per run and a summary;
-    ROOT/<suite>/<preset>/sweep.json lists every run's status. Exit code 1 when a run failed."""
-    from nasbench_harness.execution.local import run_status, run_sweep
+    finished runs are skipped, interrupted ones resume. The device and the default preset follow
+    the machines the runs train on (the executor's), not this one. Prints one line per run (with
+    the device, host and preset it trained with) and a summary; ROOT/<suite>/<preset>/sweep.json
+    lists every run's status. Exit code 1 when a run failed or is left incomplete (busy: another
+    sweep holds it; a failed run not retried)."""
+    from nasbench_harness.execution.local import INCOMPLETE, run_status
     from nasbench_harness.execution.suite import expand, load_suite
 
     preset = preset_or_variant(preset, variant)
-    if executor == Executor.local:
-        _check_workers(workers)
+    where = Where(
+        executor, device, workers, gpus_per_run, cpus_per_run, ray_address, slurm_partition, slurm_time,
+        slurm_array_parallelism, tuple(slurm_option or ()), tuple(slurm_setup or ()),
+    )  # fmt: skip
     spec = load_suite(suite)
-    device = concrete_device(device)
-    chosen = preset.value if preset else default_preset(device, spec.variants)
-    runs = expand(spec, chosen, root)
-    console.print(f"{spec.name} ({chosen}): {len(runs)} runs. {spec.reproduces}", markup=False, soft_wrap=True)
-    if dry_run:
-        for run in runs:
-            console.print(f"{run_status(run.path) or 'new':<9} {run.run_id}", markup=False, soft_wrap=True)
-        return
+    with placed(where, preset.value if preset else None, spec.variants) as (backend, placement, chosen):
+        runs = expand(spec, chosen, root)
+        console.print(f"{spec.name} ({chosen}): {len(runs)} runs. {spec.reproduces}", markup=False, soft_wrap=True)
+        console.print(f"{backend.name}: {placement.describe()}", markup=False, soft_wrap=True)
+        if dry_run:
+            for run in runs:
+                console.print(f"{run_status(run.path) or 'new':<9} {run.run_id}", markup=False, soft_wrap=True)
+            return
+        counts, outcomes = _run(runs, Path(root) / spec.name / chosen, backend, placement, data_dir, cache_dir,
+                                retry_failed, log)  # fmt: skip
+    console.print(f"{len(outcomes)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
+    incomplete = sum(n for status, n in counts.items() if status in INCOMPLETE)
+    if incomplete:
+        console.print(
+            f"{incomplete} run(s) not trained: busy ones are held by another sweep (or a node whose lock has "
+            "not gone stale yet); failed ones wait for --retry-failed. Run the sweep again to finish them.",
+            markup=False,
+            soft_wrap=True,
+        )
+    if report is not None:
+        from nasbench_harness.report.build import write_report
 
+        baseline = spec.methods[0].name if len(spec.methods) > 1 else None
+        path = write_report([r.path for r in runs if r.path.exists()], report, f"{spec.name} ({chosen})", baseline)
+        console.print(f"report: {path.resolve()}", markup=False, soft_wrap=True)
+    if counts.get("failed") or incomplete:
+        raise typer.Exit(1)
+
+
+def _run(
+    runs: list[PlannedRun],
+    manifest_dir: Path,
+    backend: Backend,
+    placement: Placement,
+    data_dir: Path | None,
+    cache_dir: Path | None,
+    retry_failed: bool,
+    log: list[Any] | None,
+) -> tuple[dict[str, int], list[Outcome]]:
+    """Train ``runs`` under a progress bar, printing each outcome; (status counts, outcomes)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -90,6 +140,8 @@ def sweep(
         TimeRemainingColumn,
     )
 
+    from nasbench_harness.execution.local import run_sweep
+
     bar = Progress(
         TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, disable=not err_console.is_terminal,
@@ -97,45 +149,24 @@ def sweep(
     task = bar.add_task("sweep", total=len(runs), counts="")
     counts: dict[str, int] = {}
 
-    def show(outcome) -> None:  # type: ignore[no-untyped-def]
+    def show(outcome: Outcome) -> None:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         bar.update(task, advance=1, counts=summary)
-        bar.console.print(f"{outcome.status:<14} {outcome.run_id}  {outcome.message}", markup=False, soft_wrap=True)
+        where = f"  [{outcome.where()}]" if outcome.where() else ""
+        line = f"{outcome.status:<14} {outcome.run_id}  {outcome.message}{where}"
+        bar.console.print(line, markup=False, soft_wrap=True)
 
     with bar:
         outcomes = run_sweep(
             runs,
-            Path(root) / spec.name / chosen,
-            workers=workers,
-            device=device,
+            manifest_dir,
             data_dir=data_dir,
             cache_dir=cache_dir,
             retry_failed=retry_failed,
             on_outcome=show,
-            executor=executor.value,
-            ray_address=ray_address,
             log=[t.value for t in log or ()],
+            backend=backend,
+            placement=placement,
         )
-    console.print(f"{len(outcomes)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
-    if report is not None:
-        from nasbench_harness.report.build import write_report
-
-        baseline = spec.methods[0].name if len(spec.methods) > 1 else None
-        path = write_report([r.path for r in runs if r.path.exists()], report, f"{spec.name} ({chosen})", baseline)
-        console.print(f"report: {path.resolve()}", markup=False, soft_wrap=True)
-    if counts.get("failed"):
-        raise typer.Exit(1)
-
-
-def _check_workers(workers: int) -> None:
-    """``--workers``: at most the CPUs this process may use (each run needs a thread at least)."""
-    from nasbench_harness.threads import usable_cpus
-
-    cpus = usable_cpus()
-    if workers > cpus:
-        raise typer.BadParameter(
-            f"{workers}: this machine allows at most {cpus} runs at once (the CPUs this process may use); "
-            f"use 1..{cpus}",
-            param_hint="--workers",
-        )
+    return counts, outcomes

@@ -87,14 +87,17 @@ def plan_check(
 def train_check(
     check: RegularizerCheck,
     *,
-    workers: int = 1,
+    workers: int | None = None,
     device: str = "cpu",
     data_dir: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    backend: Any = None,
+    placement: Any = None,
 ) -> list[Outcome]:
-    """Train the baselines and the candidates not finished yet (``workers`` runs at once, on
-    ``device``: ``cpu``, ``cuda`` or ``cuda:N``); every run's outcome, failures included."""
+    """Train the baselines and the candidates not finished yet, on ``backend`` as ``placement``
+    says (default: this machine, ``workers`` runs at once on ``device``); every run's outcome,
+    failures included."""
     from nasbench_harness.execution.local import run_sweep
 
     return run_sweep(
@@ -105,6 +108,8 @@ def train_check(
         data_dir=data_dir,
         cache_dir=cache_dir,
         on_outcome=on_outcome,
+        backend=backend,
+        placement=placement,
     )
 
 

@@ -253,7 +253,8 @@ def _text(value: Any) -> str:
 
 
 def _provenance(run: Path) -> dict[str, str]:
-    """Versions, git commit and a short fingerprint of the data and table a run used (its manifest;
+    """Versions, git commit, a short fingerprint of the data and table a run used, and the preset
+    and device it trained with (``trained``: the device of its latest session) (its manifest;
     ``RunDirError`` when that is damaged, as everywhere a manifest is read)."""
     import hashlib
 
@@ -273,7 +274,9 @@ def _provenance(run: Path) -> dict[str, str]:
         parts.append(f"{data.get('dataset', 'data')} {hashlib.sha256(''.join(hashes).encode()).hexdigest()[:12]}")
     if table:
         parts.append(f"table {table[:12]}")
-    return {"versions": versions, "data": ", ".join(parts)}
+    preset = (manifest.get("config") or {}).get("preset") or ""
+    trained = ", ".join(str(x) for x in (preset, manifest.get("device")) if x)
+    return {"versions": versions, "data": ", ".join(parts), "trained": trained}
 
 
 def _comparisons(loaded: Any, baseline: str) -> list[dict[str, Any]]:
