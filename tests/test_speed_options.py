@@ -166,3 +166,13 @@ def test_graphability_follows_the_class_not_its_name() -> None:
         "RandomPerturbation (weight_step_weights)"
     ]
     assert graph_blockers(Method("m", FirstOrderStep(), [WeightPenalty()])) == ["WeightPenalty (a weight-step penalty)"]
+
+
+def test_a_search_with_cuda_graph_is_refused_until_it_trains_as_the_eager_step(tmp_path: Any) -> None:
+    """The captured step diverged from the eager one on an H200 (the cuda test above): a search
+    refuses the option before anything is written, rather than train other numbers."""
+    from nasbench_harness.methods.engine.run import run_search
+
+    with pytest.raises(ConfigError, match=r"speed\.cuda_graph is refused until fixed"):
+        run_search(build_config("cpu", {"speed": {"cuda_graph": True}}), tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()
