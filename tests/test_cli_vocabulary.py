@@ -225,10 +225,18 @@ def test_a_suite_on_the_cpu_defaults_to_its_cpu_sized_variant(suite: str, preset
     assert result.exit_code == 0 and f"{suite} ({preset}):" in result.stdout
 
 
+def test_check_regularizer_takes_the_sweeps_executor_options(captured: dict[str, Any]) -> None:
+    _stopped(invoke("check-regularizer", "x.py:R", "--device", "cpu", "--cpus-per-run", "1", "--workers", "2"))
+    assert captured["placement"].cpus_per_run == 1 and captured["placement"].workers == 2
+    result = invoke("check-regularizer", "x.py:R", "--executor", "ray", "--workers", "2")
+    assert result.exit_code == 2 and "--workers" in result.stderr  # the local executor's option
+
+
 def test_check_regularizer_help_lists_device_and_preset() -> None:
     result = invoke("check-regularizer", "--help")
     assert result.exit_code == 0
-    for option in ("--device", "--preset", "--root", "--workers", "--data-dir"):
+    executor = ("--executor", "--ray-address", "--gpus-per-run", "--cpus-per-run", "--slurm-partition", "--slurm-time")
+    for option in ("--device", "--preset", "--root", "--workers", "--data-dir", *executor):
         assert option in result.stdout
     assert "--variant" not in result.stdout  # the deprecated name works but is not advertised
 
