@@ -38,16 +38,26 @@ def report(
         ),
     ] = None,
     skip_damaged: SkipDamagedOption = False,
+    published: Annotated[
+        Path | None,
+        typer.Option(
+            "--published",
+            help="A published-numbers file (a suite's .published.yaml): a 'Published vs reproduced' section, "
+            "the published mean ± std beside ours with a verdict.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write a self-contained HTML report of the runs found under RUNS.
 
     One file, figures inlined, no network or JavaScript needed: a headline (final test accuracy,
     parameter-free ops, eigenvalue and gap per method; verdicts with --baseline), the trajectories
     as small multiples (hover a line for each seed's value), final results, the comparison
-    (--baseline), coverage notes and a compact per-run table."""
+    (--baseline), published numbers beside ours (--published), coverage notes and a compact
+    per-run table."""
     from nasbench_harness.report.build import write_report
 
-    path = write_report(runs, out, title, baseline, skip_damaged, warn)
+    path = write_report(runs, out, title, baseline, skip_damaged, warn, published)
     console.print(f"wrote {path}", markup=False, soft_wrap=True)
 
 

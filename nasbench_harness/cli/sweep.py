@@ -66,7 +66,8 @@ def sweep(
         Path | None,
         typer.Option(
             "--report",
-            help="Write an HTML report of the suite's runs here at the end (compared with the suite's first method).",
+            help="Write an HTML report of the suite's runs here at the end (compared with the suite's first method, "
+            "and with the published numbers of SUITE's .published.yaml where there is one).",
             show_default=False,
         ),
     ] = None,
@@ -111,10 +112,12 @@ def sweep(
             soft_wrap=True,
         )
     if report is not None:
+        from nasbench_harness.analysis.published import published_for_suite
         from nasbench_harness.report.build import write_report
 
         baseline = spec.methods[0].name if len(spec.methods) > 1 else None
-        path = write_report([r.path for r in runs if r.path.exists()], report, f"{spec.name} ({chosen})", baseline)
+        paths, title = [r.path for r in runs if r.path.exists()], f"{spec.name} ({chosen})"
+        path = write_report(paths, report, title, baseline, published=published_for_suite(suite))
         console.print(f"report: {path.resolve()}", markup=False, soft_wrap=True)
     if counts.get("failed") or incomplete:
         raise typer.Exit(1)

@@ -3,8 +3,9 @@
 Sections: a headline (per space, dataset and method: the final tabular test accuracy, parameter-free
 ops, eigenvalue and gap over seeds, and the verdict against ``--baseline``, colour-coded), the
 trajectories as small multiples (a row of panels per space and data set, a column per metric) and
-the final-accuracy box plot, the final-results table, the comparison with the baseline, coverage
-notes (NB-1Shot1 cells missing from a partial NB101 table), and a compact per-run table (config
+the final-accuracy box plot, the final-results table, the comparison with the baseline, the
+published numbers beside ours (``published``: a ``<suite>.published.yaml``), coverage notes
+(NB-1Shot1 cells missing from a partial NB101 table), and a compact per-run table (config
 differences, errors, versions and data checksums folded into ``<details>``).
 
 Figures are inlined as SVG with a ``<title>`` on every line and point (hover text, no JavaScript),
@@ -43,6 +44,8 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
 
 VERDICT_CLASSES = {"improved": "good", "regressed": "bad", "no change": "same", "inconclusive": "unknown"}
 """CSS class of each verdict of :mod:`nasbench_harness.analysis.stats` (its colour in the report)."""
+PUBLISHED_CLASSES = {"within": "good", "outside": "bad", "not comparable": "unknown", "no runs": "unknown"}
+"""CSS class of each verdict of :mod:`nasbench_harness.analysis.published`."""
 
 
 class ReportError(NbhError):
@@ -67,13 +70,16 @@ def build_report(
     baseline: str | None = None,
     skip_damaged: bool = False,
     warn: Callable[[str], None] | None = None,
+    published: Any = None,
 ) -> str:
     """The HTML of a report on the runs found under ``paths`` (run directories or folders of them).
 
     ``baseline`` (a method name) adds a comparison section: every other method against it, per
     (space, dataset), on the final test accuracy, with the verdicts of ``nbh compare``. A damaged
     run stops the report (``RunDirError``), or with ``skip_damaged`` is left out, passed to
-    ``warn`` and listed in the report (summary and coverage notes).
+    ``warn`` and listed in the report (summary and coverage notes). ``published`` (a
+    ``.published.yaml`` path, or what :func:`~nasbench_harness.analysis.published.as_published`
+    takes) adds the "Published vs reproduced" section.
     """
     from jinja2 import Environment, select_autoescape
 
@@ -87,6 +93,7 @@ def build_report(
     searches = runs[runs["kind"] == "search"]
     search_epochs = epochs[epochs["path"].isin(searches["path"])]
     comparisons = _comparisons(loaded, baseline) if baseline else None
+    reproduced = _published(loaded, published) if published is not None else None
     frames = {"trajectories": search_epochs, "final-box": searches}
     with same_colours(searches["method"].dropna()):  # one colour per method: every figure, the headline
         figures = [_figure(name, func, caption, frames[name]) for name, func, caption in FIGURES]
@@ -105,8 +112,9 @@ def build_report(
         coverage=_skipped_notes(loaded.skipped) + _coverage(searches, search_epochs),
         runs=run_rows,
         comparisons=comparisons,
-        verdict_classes=VERDICT_CLASSES,
+        verdict_classes={**VERDICT_CLASSES, **PUBLISHED_CLASSES},
         baseline=baseline,
+        published=reproduced,
         provenance=_provenance_notes(run_rows),
     )
 
@@ -122,9 +130,11 @@ def write_report(
     baseline: str | None = None,
     skip_damaged: bool = False,
     warn: Callable[[str], None] | None = None,
+    published: Any = None,
 ) -> Path:
     """Build the report and write it atomically to ``out`` (an existing directory: to
-    ``out/report.html``); returns the path. ``skip_damaged``, ``warn``: as in :func:`build_report`."""
+    ``out/report.html``); returns the path. ``skip_damaged``, ``warn``, ``published``: as in
+    :func:`build_report`."""
     from nasbench_harness.tracking import atomic_write_bytes
     from nasbench_harness.tracking.atomic import storage_error
 
@@ -138,7 +148,7 @@ def write_report(
             raise ReportError(f"-o/--out {target} lies under {part}, which is a file; give a path in a directory")
     if target.is_dir():
         raise ReportError(f"{target} is a directory; give -o a file path (or a directory without {REPORT_FILE} in it)")
-    html = build_report(paths, title, baseline, skip_damaged, warn)
+    html = build_report(paths, title, baseline, skip_damaged, warn, published)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -293,6 +303,15 @@ def _comparisons(loaded: Any, baseline: str) -> list[dict[str, Any]]:
         for cell in compare_runs(searches.filter(method=baseline), searches.filter(method=method)):
             rows.append({"method": method, **cell.to_dict()})
     return rows
+
+
+def _published(loaded: Any, published: Any) -> dict[str, Any]:
+    """The "Published vs reproduced" section: a row per published number, and the gaps on record."""
+    from nasbench_harness.analysis.published import MIN_TOLERANCE, as_published, compare_published
+
+    data = as_published(published)
+    rows = compare_published(loaded, data)
+    return {"rows": rows, "not_sourced": data.not_sourced, "path": data.path, "floor": MIN_TOLERANCE}
 
 
 def _provenance_notes(rows: list[dict[str, Any]]) -> list[str]:
