@@ -145,3 +145,14 @@ def test_a_node_killed_mid_run_and_the_sweep_completing_it(
         assert rows_a == rows_b and len(rows_a) == 6
     sweep_json = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert sweep_json["counts"] == {"finished": 2} and sweep_json["incomplete"] == 0
+
+
+def test_a_local_ray_instance_runs_its_tasks_at_the_drivers_priority() -> None:
+    """Ray's workers run at niceness 15 by default; on a workstation that would hand every core to
+    anything else running. A local instance the sweep starts keeps the driver's priority."""
+    backend = RayBackend(None)
+    try:
+        niceness = ray.get(ray.remote(lambda: os.nice(0)).options(num_cpus=1).remote())
+    finally:
+        backend.close()
+    assert niceness == os.nice(0)

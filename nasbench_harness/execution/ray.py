@@ -40,7 +40,12 @@ class RayBackend:
         self._started = not ray.is_initialized()
         if self._started:
             try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+                # a local instance started here runs its tasks at this process's priority: Ray's default
+                # worker niceness (15) loses every core to anything else the user runs on the workstation
+                extra = {} if address else {"_system_config": {"worker_niceness": 0}}
+                ray.init(
+                    address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True, **extra
+                )
             except ConnectionError as exc:
                 raise ConfigError(f"--ray-address {address}: cannot connect ({exc}); is the cluster up?") from None
 
