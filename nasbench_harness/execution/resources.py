@@ -174,7 +174,10 @@ def _place_local(
         )
     threads = cpus_per_run or max(1, cpus // workers)
     if not 1 <= threads <= cpus:
-        raise ConfigError(f"--cpus-per-run {threads}: this machine allows 1..{cpus} (the CPUs this process may use)")
+        raise ConfigError(
+            f"threads per run {threads}: this machine allows at most {cpus} (the CPUs this process may use); "
+            f"give --cpus-per-run 1..{cpus}"
+        )
     if workers * threads > cpus:
         raise ConfigError(
             f"--workers {workers} with {threads} threads per run needs {workers * threads} CPUs; this machine "
