@@ -53,10 +53,12 @@ def test_run_status_reads_through_the_one_reader(damaged: Path, tmp_path: Path) 
 
 
 def test_a_sweep_reports_a_damaged_run_and_goes_on(tmp_path: Path) -> None:
+    from nasbench_harness.execution.job import JobArgs
+
     run = expand(load_suite(SUITES / "quickstart.yaml"), "collapse", tmp_path / "results")[0]
     run.path.mkdir(parents=True)
     (run.path / "manifest.json").write_text("[1, 2", encoding="utf-8")
-    outcome = run_one(run, "cpu", None, retry_failed=True)
+    outcome = run_one(run, JobArgs("cpu", retry_failed=True))
     assert outcome.status == "failed" and outcome.message.startswith("RunDirError: ")
     assert "is not valid JSON" in outcome.message
     outcomes = run_sweep([run], tmp_path / "sweep")

@@ -394,7 +394,8 @@ def test_the_ray_executor_passes_log_to_its_tasks(monkeypatch: pytest.MonkeyPatc
     import types
 
     import nasbench_harness.execution.ray as ray_executor
-    from nasbench_harness.execution.job import Outcome
+    from nasbench_harness.execution.job import JobArgs, Outcome
+    from nasbench_harness.execution.resources import Placement
     from nasbench_harness.execution.suite import PlannedRun
 
     seen: list[tuple[Any, ...]] = []
@@ -408,16 +409,20 @@ def test_the_ray_executor_passes_log_to_its_tasks(monkeypatch: pytest.MonkeyPatc
             self.value = value
 
     fake = types.SimpleNamespace(
-        is_initialized=lambda: True,
-        remote=lambda **_: lambda fn: types.SimpleNamespace(remote=lambda *a: _Ref(fn(*a))),
+        is_initialized=lambda: True,  # a cluster already connected: the backend neither starts nor stops it
+        remote=lambda fn: types.SimpleNamespace(
+            options=lambda **_: types.SimpleNamespace(remote=lambda *a: _Ref(fn(*a)))
+        ),
         wait=lambda refs, num_returns: ([refs[0]], refs[1:]),
         get=lambda ref: ref.value,
     )
     monkeypatch.setitem(sys.modules, "ray", fake)
     monkeypatch.setattr(ray_executor, "run_one", run_one)
     run = PlannedRun("r0", tiny_config(), tmp_path / "r0")
-    outcomes = list(ray_executor.ray_outcomes([run], 1, "cpu", None, False, None, None, ("tensorboard",)))
-    assert [o.status for o in outcomes] == ["finished"] and seen[0][-1] == ("tensorboard",)
+    backend = ray_executor.RayBackend(None)
+    job = JobArgs("cpu", log=("tensorboard",))
+    outcomes = list(backend.outcomes([run], Placement("cpu", 0.0, 1), job, tmp_path))
+    assert [o.status for o in outcomes] == ["finished"] and seen[0][-1].log == ("tensorboard",)
 
 
 def test_time_columns_are_logged_too(tmp_path: Path, synthetic_nb201: Any) -> None:
