@@ -237,15 +237,6 @@ def preset_or_variant(preset: Preset | None, variant: Preset | None) -> Preset |
     return variant
 
 
-def concrete_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; any other device unchanged."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 _PHASES = {
     "read": "Reading benchmark entries",
     "hash": "Checksumming the source",
