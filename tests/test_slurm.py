@@ -8,6 +8,7 @@ before anything is submitted. The tests that need the cluster are marked ``slurm
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -79,12 +80,27 @@ def _job_ids(root: Path) -> dict[str, str]:
     return json.loads(path.read_text())["runs"] if path.is_file() else {}
 
 
-def _wait(what: str, ready: Callable[[], bool], timeout: float = 120) -> None:
+def _wait(what: str, ready: Callable[[], bool], timeout: float = 120, poll_s: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting {timeout:g} s for {what}")
-        time.sleep(0.2)
+        time.sleep(poll_s)
+
+
+def _trainers(cluster: SlurmCluster, job_id: str) -> list[int]:
+    """The job's python processes (submitit's), by ``scontrol listpids``."""
+    pids, (plain,) = [], cluster.run("squeue", "-h", "-j", job_id, "-o", "%A").split()  # an array task's own id
+    for line in cluster.run("scontrol", "listpids", plain).splitlines()[1:]:
+        pid = int(line.split()[0])
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        if b"submitit.core._submit" in cmdline and not any(part.endswith(b"srun") for part in cmdline[:1]):
+            pids.append(pid)
+    assert pids, f"no python process in SLURM job {job_id}"
+    return pids
 
 
 def _epochs(run: PlannedRun) -> int:
@@ -151,8 +167,15 @@ def test_cancelled_job_fails_and_a_rerun_resumes_it(
         _wait("the jobs' ids", lambda: len(_job_ids(root)) == 2)
         job_id = _job_ids(root)[victim.run_id]
         assert job_id.endswith("_0")  # one array, a task per run
-        _wait("a complete epoch", lambda: _epochs(victim) >= 1 or first.done())
+        _wait("a complete epoch", lambda: _epochs(victim) >= 1 or first.done(), poll_s=0.05)
+        trainers = _trainers(slurm_cluster, job_id)
+        for pid in trainers:  # held still while SLURM cancels the job
+            os.kill(pid, signal.SIGSTOP)
         slurm_cluster.run("scancel", job_id)
+        # submitit's job ignores the SIGTERM, and this cluster's process tracking (linuxproc, no
+        # cgroups here) may miss the SIGKILL that follows KillWait: send it as a real cluster's would
+        for pid in trainers:
+            os.kill(pid, signal.SIGKILL)
         outcomes = {o.run_id: o for o in first.result(timeout=180)}
     assert _epochs(victim) < EPOCHS, "the run finished before it was cancelled; make it longer"
     failed = outcomes[victim.run_id]
