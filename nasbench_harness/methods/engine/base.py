@@ -25,7 +25,7 @@ copies. No hook knows which method it belongs to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -98,6 +98,8 @@ class SearchState:
     batch: Batch | None = None
     arch_batch: Batch | None = None
     eval_batches: Callable[[], Iterable[Batch]] | None = None
+    valid_batches: Callable[[int], Iterator[Batch]] | None = None
+    """Search-valid batches in pass ``k``'s order, endlessly (ENAS trains its controller on them)."""
     eigenvalue: Callable[[Batch, float], float] | None = None
     compiled_net: Callable[..., torch.Tensor] | None = None
     """``torch.compile`` of ``net`` (``speed.compile``), used by the arch and weight steps' forwards

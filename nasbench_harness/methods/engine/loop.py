@@ -197,6 +197,7 @@ class Search:
         self.state.snapshot = lambda: copy.deepcopy(self.checkpoint(self.state.epoch, components=False))
         self.state.restore = functools.partial(self.restore, components=False)
         self.state.eval_batches = lambda: self.loaders.evaluation.epoch(0)
+        self.state.valid_batches = lambda epoch: _repeat(self.loaders.valid, epoch)
         self.state.eigenvalue = self.eigenvalue
         for component in method.all_components:
             component.setup(self.state)
