@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -184,6 +184,17 @@ class SpeedConfig(_Strict):
     )
 
 
+class SelectionConfig(_Strict):
+    """Perturbation-based selection (DARTS-PT), scored beside the method's own derivation
+    (:mod:`nasbench_harness.methods.engine.selection`; NB201 only)."""
+
+    perturbation: bool = Field(False, description="run DARTS-PT's selection at the last epoch (pt_* columns)")
+    every: int = Field(0, ge=0, description="also every k epochs (0: only at the last)")
+    tune_epochs: int = Field(5, ge=0, le=100, description="fine-tune epochs between edge decisions (DARTS-PT: 5)")
+    criterion: Literal["acc", "loss"] = Field("acc", description="keep the op whose removal costs most accuracy/loss")
+    lr_factor: float = Field(0.1, gt=0, le=1, description="fine-tune LR = lr_factor * optim.lr (DARTS-PT: 0.1)")
+
+
 class WeightRamp(_Strict):
     """A regularizer weight rising (or falling) linearly from ``start`` (first epoch) to ``end`` (last)."""
 
@@ -234,6 +245,7 @@ class SearchConfig(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     numerics: NumericsConfig = NumericsConfig()
     speed: SpeedConfig = SpeedConfig()
+    selection: SelectionConfig = SelectionConfig()
     threads: int | None = Field(
         None, ge=1, description="CPU threads for torch (None: all cores; at most the CPUs of the machine it runs on)"
     )
@@ -267,6 +279,12 @@ class SearchConfig(_Strict):
     def _nb1shot1_is_cifar10(self) -> SearchConfig:
         if self.space != "nb201" and self.dataset != "cifar10":
             raise ValueError(f"NB-1Shot1 spaces are benchmarked on cifar10 only (NB101), not {self.dataset}")
+        return self
+
+    @model_validator(mode="after")
+    def _selection_on_nb201(self) -> SearchConfig:
+        if self.selection.perturbation and self.space != "nb201":
+            raise ValueError("selection.perturbation (DARTS-PT) decides NB201's edges; NB-1Shot1 has no such edges")
         return self
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from tiny import tiny_search, trajectory
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.engine.base import Method
 from nasbench_harness.methods.engine.loop import Search
+from nasbench_harness.methods.engine.selection import COLUMNS as SELECTION_COLUMNS
 from nasbench_harness.registry import METHODS, make_method
 from nasbench_harness.tracking import schema
 
@@ -25,8 +26,8 @@ FILLED = {
     "wall_time_s",
 }  # fmt: skip
 """Columns never null on NB201 in the tiny run (the eigenvalue is measured every epoch)."""
-OPTIONAL = {"spearman_valid"}
-"""Engine columns written only when configured (``tracking.correlation_sample``)."""
+OPTIONAL = {"spearman_valid", *SELECTION_COLUMNS}
+"""Engine columns written only when configured (``tracking.correlation_sample``, ``selection.perturbation``)."""
 LATE = {"es_local_avg", "es_growth"}
 """Declared columns that need several epochs' eigenvalues before they hold a number."""
 

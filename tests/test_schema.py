@@ -106,7 +106,11 @@ def _undocumented(names: list[str], space: str) -> list[str]:
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("method", ["darts-es", "beta-darts"])
 def test_nb201_search_writes_documented_columns(tmp_path: Path, synthetic_nb201: Any, method: str) -> None:
-    settings = {**TINY, "tracking": {**TINY["tracking"], "correlation_sample": 4}}
+    settings = {
+        **TINY,
+        "tracking": {**TINY["tracking"], "correlation_sample": 4},
+        "selection": {"perturbation": True, "tune_epochs": 0},
+    }
     names = _search(tmp_path, synthetic_nb201, settings, method)
     assert not _undocumented(names, "nb201")
     assert {c.name for c in schema.columns("common")} <= set(names)

@@ -32,6 +32,7 @@ from nasbench_harness.errors import TrainingError
 from nasbench_harness.methods.components.hessian import dominant_eigenvalue, frozen_bn_stats
 from nasbench_harness.methods.engine.adapters import get_search_space
 from nasbench_harness.methods.engine.base import Batch, Method, Rollback, SearchState, Stop
+from nasbench_harness.methods.engine.selection import selection_columns
 from nasbench_harness.methods.engine.steps import training_step
 from nasbench_harness.tracking import RunDir
 
@@ -341,6 +342,8 @@ class Search:
         if t.correlation_sample:
             due = epoch % t.correlation_every == 0 or epoch == self.config.epochs
             row["spearman_valid"] = self.correlation() if due else None
+        if self.config.selection.perturbation:
+            row.update(selection_columns(self, epoch))
         return row
 
     def correlation(self) -> float:
