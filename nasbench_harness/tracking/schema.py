@@ -200,6 +200,19 @@ excludes it, as `fair-darts` does by default)""",
         "points",
         """best cell's value minus the derived cell's, on the searched dataset's test metric""",
     ),
+    _c(
+        "nb201",
+        "pt_genotype",
+        "",
+        """with `selection.perturbation`: the cell DARTS-PT's perturbation-based selection picks (each edge
+the op whose removal costs the supernet most, fine-tuning between decisions), at the last epoch and
+every `selection.every` epochs; null on other epochs""",
+    ),
+    _c("nb201", "pt_valid_acc_table", "%", "NB201 table: `pt_genotype`'s searched-dataset valid accuracy"),
+    _c("nb201", "pt_test_acc_table", "%", "NB201 table: `pt_genotype`'s searched-dataset test accuracy"),
+    _c("nb201", "pt_regret_valid", "points", "`regret_valid` of `pt_genotype`"),
+    _c("nb201", "pt_regret_test", "points", "`regret_test` of `pt_genotype`"),
+    _c("nb201", "pt_time_s", "s", "seconds the perturbation-based selection took (fine-tuning included)"),
     # --- NB-1Shot1
     _c("nb1shot1", "module_hash", "", "NB101 module hash of the derived cell (the spec NB-1Shot1 builds, pruned)"),
     _c(
