@@ -195,6 +195,7 @@ def test_single_stage_two_epochs_frozen_after_the_first(tmp_path: Path, syntheti
     assert all(row[c] is not None for row in rows for c in SS_COLUMNS)
     assert [r["single_stage_frozen"] for r in rows] == [True, True]
     assert rows[0]["genotype"] == rows[1]["genotype"]
+    assert rows[1]["gap"] == 0.0 and rows[1]["valid_acc"] == rows[1]["final_valid_acc"]  # frozen: one net
     assert rows[1]["eigenvalue"] == 0.0  # the loss no longer depends on the alphas
     alphas = read_alphas(result.path).to_pylist()
     first, second = ([a["alpha"] for a in alphas if a["epoch"] == e] for e in (1, 2))

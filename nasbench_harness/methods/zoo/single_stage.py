@@ -162,14 +162,18 @@ def single_stage(options: dict[str, Any]) -> Method:
     At the end of epoch ``freeze_epoch`` the argmax genotype is frozen (checkpointed): from then on
     the arch step does nothing, every phase mixes with its one-hot weights and the weight step runs
     its path only (``mask``). The supernet evaluation (``valid_acc``) is then the final net with its
-    own trained weights in eval mode; ``final_valid_acc`` is the same network evaluated by the loop
-    with batch statistics in every BN (its rule for inherited weights), so the two differ by the BN
-    statistics of the stem, reduction blocks and head, not by the architecture.
+    own trained weights in eval mode, and so is ``final_valid_acc``: the final net is what was
+    trained, so its BN running statistics are its own (``final_net_batch_stats``) and the gap is 0.
 
-    Defaults: the paper's own temperatures and freeze point could not be checked (its text was not
-    reachable); tau 10 -> 0.1 is GDAS's NB201 setting (Dong & Yang, 2019), the freeze at half of
-    the run splits the budget between search and training the final net, and the entropy penalty
-    is off because the paper reports that penalising entropy hinders the supernet.
+    What the paper specifies: only its abstract was reachable (arXiv 2405.16610v1; see
+    ``docs/protocol-sources/single-stage.md``). It confirms the protocol's idea (no decoding, the
+    trained weights kept, no retraining) and that penalising high architecture entropy hinders the
+    supernet; it searches a DCNAS-derived segmentation space on Cityscapes, not NB201 or
+    NB-1Shot1, and its dataset-split procedure is not described there. Everything else is this
+    harness's construction: the hard Gumbel samples with a first-order straight-through step,
+    tau 10 -> 0.1 (GDAS's NB201 setting, Dong & Yang, 2019), the freeze at half of the run (the
+    budget split between search and training the final net), the LR schedule running on after the
+    freeze, the entropy penalty summed over groups on the arch loss, off by default.
 
     Trajectory columns: ``single_stage_frozen`` (the architecture is frozen after this epoch),
     ``single_stage_tau`` (Gumbel temperature of the epoch; tau_min once frozen) and
