@@ -7,14 +7,15 @@ dataset's valid/test metrics of :func:`resolve_metric`. NB-1Shot1 (CIFAR-10 only
 from :class:`SearchSpace`. Accuracies are in %, and regrets are optimum minus incumbent, in
 accuracy points. A cell that the imported table lacks cannot be evaluated (the shared NB101
 table is partial). It does not use up an evaluation: it is skipped and added to the running
-``skipped_not_in_benchmark`` count. This module never imports torch.
+``skipped_not_in_benchmark`` count. REINFORCE (:mod:`~nasbench_harness.baselines.reinforce`)
+uses the same problems, log and trace. This module never imports torch.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ class TabularTrace:
     Row keys: ``evaluation`` (1-based), ``genotype``, ``parent`` (None for random draws),
     ``valid_acc`` (%), ``incumbent`` (best validation accuracy so far, first of ties),
     ``incumbent_valid_acc`` / ``incumbent_test_acc`` (%), ``regret_valid`` / ``regret_test``
-    (points), ``skipped_not_in_benchmark`` (cells skipped so far because the table lacks them).
+    (points), ``skipped_not_in_benchmark`` (cells skipped so far because the table lacks them),
+    then the method's own columns (REINFORCE: ``policy_entropy``). ``options``: the method's
+    other settings (REINFORCE: ``learning_rate``, ``ema_momentum``), written to the manifest.
     """
 
     method: str
@@ -59,6 +62,7 @@ class TabularTrace:
     rows: list[dict[str, Any]]
     population: int | None = None
     sample: int | None = None
+    options: dict[str, float] = field(default_factory=dict)
 
     @property
     def skipped_not_in_benchmark(self) -> int:
@@ -68,7 +72,7 @@ class TabularTrace:
 
 @dataclass(frozen=True)
 class _Problem:
-    """A space, its table and its optimum, in the form both baselines need."""
+    """A space, its table and its optimum, in the form the baselines need."""
 
     space: str
     dataset: str
@@ -82,8 +86,8 @@ class _Problem:
 def random_search(bench: NB201Benchmark | NB101Benchmark, space: str, dataset: str, n: int, seed: int) -> TabularTrace:
     """Evaluate ``n`` distinct configurations drawn uniformly (numpy Generator seeded by ``seed``)."""
     check_options(n, seed)
-    problem = _problem(bench, space, dataset)
-    log = _Log(problem, n)
+    problem = make_problem(bench, space, dataset)
+    log = EvaluationLog(problem, n)
     for genotype in problem.candidates(np.random.default_rng(seed)):
         log.offer(genotype)
         if log.done:
@@ -110,9 +114,9 @@ def regularized_evolution(
     skipped and the cycle is repeated.
     """
     check_options(n, seed, population, sample)
-    problem = _problem(bench, space, dataset)
+    problem = make_problem(bench, space, dataset)
     rng = np.random.default_rng(seed)
-    log = _Log(problem, n)
+    log = EvaluationLog(problem, n)
     members: deque[tuple[Genotype, float]] = deque()
     for genotype in problem.candidates(rng):
         if len(members) == population or log.done:
@@ -181,6 +185,7 @@ def write_trace(trace: TabularTrace, run_dir: str | Path) -> Path:
             "n": len(trace.rows),
             "population": trace.population,
             "sample": trace.sample,
+            **trace.options,
             "metrics": {"valid": valid_metric, "test": test_metric},
             "versions": versions(torch=False),
             "git": git_commit(),
@@ -200,8 +205,8 @@ def write_trace(trace: TabularTrace, run_dir: str | Path) -> Path:
     return path
 
 
-# -- internals --------------------------------------------------------------------------------
-class _Log:
+# -- shared by the baselines -------------------------------------------------------------------
+class EvaluationLog:
     """The evaluations of one run, plus the cells skipped because the table lacks them."""
 
     def __init__(self, problem: _Problem, n: int) -> None:
@@ -262,7 +267,8 @@ class _Log:
         ]
 
 
-def _problem(bench: object, space: str, dataset: str) -> _Problem:
+def make_problem(bench: object, space: str, dataset: str) -> _Problem:
+    """The problem of ``space``/``dataset`` on ``bench``: a ConfigError when the table does not fit."""
     valid_metric, test_metric = problem_metrics(space, dataset)
     number = get_space_info(space).number
     if number is None:

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from nasbench_harness.tracking.method_columns import METHOD_COLUMNS
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -247,93 +249,8 @@ validation accuracy; never 0 on a partial table that lacks the optimum""",
         """whether `input_output_weight` is the largest output weight (the "bypass" analogue of skip
 connections)""",
     ),
-    # --- method state (a component's state_columns)
-    _c(
-        "method",
-        "es_eigenvalue",
-        "",
-        """the measurement the early-stopping rule decides on, as R-DARTS's code: the largest eigenvalue of the
-Hessian of the arch loss plus the arch L2 term (`arch_optim.weight_decay` on the diagonal) on the
-epoch's last architecture batch (augmented, a different batch every epoch), after 1-based epochs 1,
-3, 5, ... (`every`) and the last; null in other epochs""",
-        "darts-es, darts-ada",
-    ),
-    _c("method", "es_local_avg", "", "newest local average of `es_eigenvalue`", "darts-es, darts-ada"),
-    _c("method", "es_growth", "", "`es_local_avg`'s ratio to the one `delta` measurements back", "darts-es, darts-ada"),
-    _c("method", "weight_decay", "", "the weight decay in force", "darts-ada, rdarts-l2"),
-    _c("method", "ada_adaptations", "", "rollbacks so far", "darts-ada"),
-    _c("method", "drop_prob", "", "ScheduledDropPath probability of the epoch", "rdarts-dp"),
-    _c(
-        "method",
-        "reg_<name>",
-        "",
-        """the regularizer's unweighted penalty at the epoch's last step of a phase it applies to (null in an
-epoch whose weight is 0: not computed); runs written before the re-cut have `beta_reg` and
-`zero_one_loss` instead""",
-        "beta-darts (`reg_beta_decay`), fair-darts (`reg_zero_one`), `--regularizer` plugins",
-    ),
-    _c(
-        "method",
-        "reg_<name>_weight",
-        "",
-        """the regularizer's weight in the epoch (a constant, or a `START:END` ramp); runs written before the
-re-cut have `beta_weight` instead""",
-        "beta-darts, fair-darts, `--regularizer` plugins",
-    ),
-    _c("method", "aux_skip_beta", "", "the auxiliary skip connection's beta of the epoch", "darts-minus"),
-    _c("method", "sdarts_eps", "", "the perturbation's epsilon of the epoch", "sdarts-rs, sdarts-adv"),
-    _c(
-        "method",
-        "sdarts_adv_kept",
-        "",
-        """fraction of the epoch's weight steps whose adversarial perturbation was used""",
-        "sdarts-adv",
-    ),
-    _c("method", "gdas_tau", "", "the Gumbel-softmax temperature of the epoch", "gdas"),
-    _c("method", "snas_tau", "", "the Gumbel-softmax temperature of the epoch", "snas"),
-    _c(
-        "method",
-        "drnas_reg",
-        "",
-        """the Dirichlet concentration regularizer R of the alphas at the end of the epoch, unscaled (KL in
-nats, or `\\|alpha\\|^2 / 2`)""",
-        "drnas",
-    ),
-    _c("method", "pc_k", "", "the partial-channel factor K", "pc-darts"),
-    _c(
-        "method",
-        "pc_edge_weights",
-        "",
-        """NB201 only: the six edge weights softmax(beta) per node after the epoch, comma-separated in edge
-order 0->1, 0->2, 1->2, 0->3, 1->3, 2->3 (the 0->1 weight is always 1)""",
-        "pc-darts",
-    ),
-    _c("method", "sp_tau", "", "the epoch's sparse temperature", "sp-darts"),
-    _c("method", "sp_dense_tau", "", "the epoch's dense temperature", "sp-darts"),
-    _c(
-        "method",
-        "sp_sparse_prob",
-        "",
-        """C_t, the probability of the sparse temperature per step (0 in warm-up)""",
-        "sp-darts",
-    ),
-    _c("method", "sp_sparse_fraction", "", "share of the epoch's steps that used the sparse temperature", "sp-darts"),
-    _c("method", "single_stage_frozen", "", "the architecture is frozen after this epoch", "single-stage"),
-    _c("method", "single_stage_tau", "", "the Gumbel temperature of the epoch (tau_min once frozen)", "single-stage"),
-    _c(
-        "method",
-        "single_stage_entropy",
-        "nats",
-        """sum over groups of H(softmax(alpha)), the entropy penalty's H""",
-        "single-stage",
-    ),
-    _c(
-        "method",
-        "rsws_best_oneshot_acc",
-        "%",
-        """one-shot accuracy of the chosen candidate on the ranking images""",
-        "rsws",
-    ),
+    # --- method state (a component's state_columns): tracking/method_columns.py
+    *(_c("method", *column) for column in METHOD_COLUMNS),
     # --- table-only baselines (one row per evaluated architecture)
     _c("baseline", "evaluation", "", "evaluated architectures so far, 1, 2, ..."),
     _c("baseline", "genotype", "", "the evaluated cell"),
@@ -345,6 +262,7 @@ order 0->1, 0->2, 1->2, 0->3, 1->3, 2->3 (the 0->1 weight is always 1)""",
     _c("baseline", "regret_valid", "points", "the best cell's validation accuracy minus the incumbent's"),
     _c("baseline", "regret_test", "points", "the best cell's test accuracy minus the incumbent's"),
     _c("baseline", "skipped_not_in_benchmark", "", "cells drawn that the table lacks, so far"),
+    _c("baseline", "policy_entropy", "nats", "reinforce: entropy of the policy that drew the cell, summed over edges"),
 )
 
 
