@@ -44,6 +44,8 @@ METHODS: dict[str, str] = {
     "sp-darts": "nasbench_harness.methods.zoo.sp_darts:sp_darts",
     "single-stage": "nasbench_harness.methods.zoo.single_stage:single_stage",
     "rsws": "nasbench_harness.methods.zoo.rsws:rsws",
+    "setn": "nasbench_harness.methods.zoo.setn:setn",
+    "enas": "nasbench_harness.methods.zoo.enas:enas",
 }
 """Registered methods; a factory takes the ``method_options`` dict and returns a :class:`Method`."""
 METHOD_HELP: dict[str, str] = {
@@ -65,6 +67,8 @@ METHOD_HELP: dict[str, str] = {
     "sp-darts": "SP-DARTS: sparse low-temperature softmax with mixed-sparsity training",
     "single-stage": "single-stage: hard Gumbel samples, frozen architecture keeps training",
     "rsws": "random search with weight sharing",
+    "setn": "SETN: uniform paths, first-order alphas, the best of the most probable cells",
+    "enas": "ENAS: an LSTM controller samples the paths and learns by REINFORCE after each epoch",
 }
 """One line per method for `nbh methods` and `--help`; the factory's docstring has the details."""
 

@@ -160,6 +160,10 @@ def test_sampled_values_match_the_sources() -> None:
     assert paper("gdas").epochs == 250 and paper("rsws").epochs == 250 and paper("snas").epochs == 150
     assert paper("gdas", "nb1shot1-1").method_options["tau_min"] == 1.0
     assert paper("rsws", "nb1shot1-3").optim.grad_clip == 0.25
+    assert paper("setn").optim.grad_clip is None and paper("setn").method_options["select_num"] == 100
+    enas = paper("enas")
+    assert (enas.epochs, enas.batch_size, enas.optim.lr, enas.optim.weight_decay) == (250, 128, 0.05, 0.00025)
+    assert enas.method_options["controller_train_steps"] * enas.method_options["controller_num_aggregate"] == 1000
     assert paper("beta-darts").method_options["lambda_max"] == 50.0
 
 
@@ -285,8 +289,13 @@ def test_a_duplicate_entry_is_an_error(tmp_path: Path) -> None:
 # -- two epochs of each method's paper protocol ----------------------------------------------
 
 CASES = [(m, s) for m in sorted(registry.METHODS) for s in ("nb201", "nb1shot1-1") if s in runs_on(m)]
-SMALLER = {"rsws": {"n_candidates": 4}}
-"""Method options shrunk for the tiny run (rsws ranks 100 or 1000 candidates an epoch)."""
+SMALLER = {
+    "rsws": {"n_candidates": 4},
+    "setn": {"select_num": 4},
+    "enas": {"controller_train_steps": 2, "controller_num_aggregate": 2, "num_samples": 2, "final_num_samples": 2},
+}
+"""Method options shrunk for the tiny run (rsws ranks 100 or 1000 candidates an epoch, SETN 100,
+ENAS trains its controller on 50 x 20 samples)."""
 
 
 @pytest.mark.parametrize(("method", "space"), CASES, ids=[f"{m}-{s}" for m, s in CASES])

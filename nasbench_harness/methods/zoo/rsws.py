@@ -95,7 +95,7 @@ class RandomWeightSharing(ArchStep):
         return self._best[1]
 
     def _rank(self, state: SearchState) -> tuple[Any, float]:
-        batches = _first_images(_valid_batches(state), self.options.eval_images)
+        batches = first_images(evaluation_batches(state), self.options.eval_images)
         # one draw from the global RNG (reseeded by the loop each epoch) seeds the candidates
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
         self.candidates = []
@@ -113,16 +113,17 @@ class RandomWeightSharing(ArchStep):
         return {"rsws_best_oneshot_acc": None if self._best is None else self._best[2]}
 
 
-def _valid_batches(state: SearchState) -> Iterable[Batch]:
+def evaluation_batches(state: SearchState, method: str = "rsws") -> Iterable[Batch]:
+    """The loop's end-of-epoch evaluation images, on which ``method`` ranks its candidates."""
     if state.eval_batches is None:
         raise ConfigError(
-            "rsws ranks architectures on validation images, which this search state does not have "
+            f"{method} ranks architectures on validation images, which this search state does not have "
             "(SearchState.eval_batches is unset; the search loop sets it)"
         )
     return state.eval_batches()
 
 
-def _first_images(batches: Iterable[Batch], limit: int | None) -> list[Batch]:
+def first_images(batches: Iterable[Batch], limit: int | None) -> list[Batch]:
     """The batches holding the first ``limit`` images (all when None), cut to exactly ``limit``."""
     out: list[Batch] = []
     seen = 0
