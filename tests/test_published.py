@@ -28,7 +28,7 @@ from nasbench_harness.execution.suite import load_suite
 from nasbench_harness.report.build import build_report
 
 SUITES = Path(__file__).parents[1] / "benchmarks" / "suites"
-PUBLISHED = ("nb201-robust", "rdarts-eigenvalue", "nb1shot1-regret")
+PUBLISHED = ("nb201-robust", "rdarts-eigenvalue", "nb1shot1-regret", "nb201-paper")
 MIRRORS = Path("/work/.mirror")
 CITED = re.compile(r"(?P<repo>[\w.-]+/[\w.-]+)@(?P<commit>[0-9a-f]{7,40}) (?P<file>[\w./-]+):(?P<line>\d+)")
 
@@ -61,6 +61,14 @@ def test_key_values_are_the_ones_copied() -> None:
     (rdarts,) = load_published(SUITES / "rdarts-eigenvalue.published.yaml").entries
     assert (rdarts.method, rdarts.mean, rdarts.std) == ("darts", 54.30, 0.0)
     assert load_published(SUITES / "nb1shot1-regret.published.yaml").entries == ()
+    paper = {(e.method, e.metric): e for e in load_published(SUITES / "nb201-paper.published.yaml").entries}
+    assert (paper["gdas", "test_acc"].mean, paper["gdas", "test_acc"].std, paper["gdas", "test_acc"].n) == (
+        93.61,
+        0.09,
+        3,
+    )
+    assert paper["gdas", "nb201_imagenet16_120_test"].mean == 41.71 and paper["enas", "test_acc"].mean == 54.30
+    assert paper["darts-2nd", "nb201_cifar100_test"].text() == "15.61 ± 0.00"
 
 
 def _mirror_line(repo: str, commit: str, file: str, line: int) -> str | None:

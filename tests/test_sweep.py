@@ -18,7 +18,14 @@ from nasbench_harness.execution.suite import expand, load_suite
 from nasbench_harness.tracking import read_trajectory
 
 SUITES = Path(__file__).parents[1] / "benchmarks" / "suites"
-SIZES = {"nb201-robust": 45, "nb1shot1-regret": 45, "rdarts-eigenvalue": 27, "regularizer-check": 8, "quickstart": 4}
+SIZES = {
+    "nb201-robust": 45,
+    "nb1shot1-regret": 45,
+    "rdarts-eigenvalue": 27,
+    "regularizer-check": 8,
+    "quickstart": 4,
+    "nb201-paper": 18,
+}
 VARIANTS = {  # a laptop variant (cpu, or collapse where the suite is about the collapse), and paper;
     # the comparison suites list common (one protocol for every method) first, their GPU default
     "nb201-robust": ["cpu", "collapse", "common", "paper"],
@@ -26,6 +33,7 @@ VARIANTS = {  # a laptop variant (cpu, or collapse where the suite is about the 
     "rdarts-eigenvalue": ["cpu", "collapse", "common", "paper"],
     "regularizer-check": ["collapse", "paper"],
     "quickstart": ["collapse", "paper"],
+    "nb201-paper": ["cpu", "paper"],
 }
 TINY = """\
     name: tiny
