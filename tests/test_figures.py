@@ -208,6 +208,28 @@ def test_gap_draws_both_definitions(epochs: pd.DataFrame) -> None:
         assert "darts (n=3)" in texts and any("gap_table" in t for t in texts)
 
 
+def test_selection_draws_both_selections_where_measured(epochs: pd.DataFrame) -> None:
+    measured = epochs["epoch"].isin([4, 9]) & (epochs["space"] == "nb201")
+    frame = epochs.assign(pt_test_regret=np.where(measured, epochs["test_regret"] + 1.0, np.nan))
+    fig = F.selection_vs_epoch(frame)
+    ax = next(a for a in fig.axes if a.get_title().startswith("NAS-Bench-201"))
+    assert ax.get_yscale() == "log" and "perturbation selection (DARTS-PT)" in _legend_texts(ax)
+    solid = [line for line in _drawn_lines(ax) if line.get_linestyle() == "-"]
+    dashed = [line for line in _drawn_lines(ax) if line.get_linestyle() == "--" and line.get_label() == "_nolegend_"]
+    assert len(solid) == len(dashed) == len(METHODS)
+    line = next(d for d in dashed if d.get_color() == method_color("sdarts-rs"))
+    sub = frame[(frame["space"] == "nb201") & (frame["method"] == "sdarts-rs")]
+    np.testing.assert_array_equal(line.get_xdata(), [4, 9])
+    np.testing.assert_allclose(line.get_ydata(), [sub[sub["epoch"] == e]["pt_test_regret"].mean() for e in (4, 9)])
+    other = next(a for a in fig.axes if a.get_title().startswith("NB-1Shot1"))
+    assert not _drawn_lines(other)  # no run there measured it: "no data"
+    grid = F.trajectories(frame)
+    assert any(a.get_title() == "Magnitude vs perturbation selection" for a in grid.axes)
+    assert not any(a.get_title() == "Magnitude vs perturbation selection" for a in F.trajectories(epochs).axes)
+    with pytest.raises(ConfigError, match="pt_test_regret"):
+        F.selection_vs_epoch(epochs)
+
+
 def test_eigenvalue_smooth_raw_points_and_early_stop(epochs: pd.DataFrame) -> None:
     fig = F.eigenvalue_vs_epoch(epochs)
     ax = fig.axes[0]

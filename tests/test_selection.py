@@ -12,6 +12,7 @@ import pytest
 import torch
 from tiny import TIME_COLUMNS, tiny_config, tiny_search, trajectory
 
+from nasbench_harness.analysis.runs import load_runs
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.engine import selection
 from nasbench_harness.methods.engine.loop import build_state
@@ -162,6 +163,8 @@ def test_a_search_gets_pt_columns_and_trains_as_without_them(tmp_path: Path, syn
         assert row["pt_regret_valid"] >= 0 and row["pt_regret_test"] >= 0 and row["pt_time_s"] > 0
         assert 0 <= row["pt_test_acc_table"] <= 100
     assert [r["pt_genotype"] for r in with_pt] == [r["pt_genotype"] for r in again]  # reproducible
+    loaded = load_runs([tmp_path / "pt"]).epochs.sort_values("epoch")  # what the selection figure draws
+    assert loaded["pt_test_regret"].tolist() == [r["pt_regret_test"] for r in with_pt]
 
 
 def test_without_every_only_the_last_epoch_selects(tmp_path: Path, synthetic_nb201: Any) -> None:

@@ -69,6 +69,7 @@ __all__ = [  # final_accuracy_box, results_table and NB201_TEST_COLUMNS live in 
     "regret_vs_epoch",
     "results_table",
     "save",
+    "selection_vs_epoch",
     "test_acc_vs_epoch",
     "trajectories",
 ]
@@ -108,6 +109,7 @@ _FIGURE_NAMES = {
     "param-free": "parameter-free-op figure",
     "gap": "gap figure",
     "eigenvalue": "eigenvalue figure",
+    "selection": "selection figure",
 }
 
 
@@ -165,6 +167,13 @@ def eigenvalue_vs_epoch(epochs: pd.DataFrame) -> Figure:
     return _metric_figure(
         epochs, METRICS["eigenvalue"], "Dominant Hessian eigenvalue vs epoch (5-point moving average)"
     )
+
+
+def selection_vs_epoch(epochs: pd.DataFrame) -> Figure:
+    """Test regret (points, log scale) of the method's own cell (magnitude selection, solid) and of
+    DARTS-PT's perturbation-based selection (``pt_regret_test``, dashed) at the epochs where the
+    runs measured it (``selection.perturbation``), per method."""
+    return _metric_figure(epochs, METRICS["selection"], "Test regret: magnitude vs perturbation selection")
 
 
 # --- small multiples ---------------------------------------------------------------------------

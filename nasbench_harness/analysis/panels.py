@@ -151,6 +151,28 @@ def _gap(ax: Axes, sub: pd.DataFrame, with_legend: bool) -> bool:
     return True
 
 
+SELECTION_STYLES = (("-", "magnitude selection (the method's own)"), ("--", "perturbation selection (DARTS-PT)"))
+
+
+def _selection(ax: Axes, sub: pd.DataFrame, with_legend: bool) -> bool:
+    """Test regret of the method's own cell (solid) and of DARTS-PT's (dashed, where measured)."""
+    drawn = False
+    for method, g in by_method(sub):
+        measured = g[g["pt_test_regret"].notna()]
+        if measured.empty:
+            continue
+        drawn = True
+        draw_mean(ax, g, "test_regret", method, "test regret, magnitude selection (points)", floor=REGRET_FLOOR)
+        quantity = "test regret, perturbation selection (points)"
+        draw_mean(ax, measured, "pt_test_regret", method, quantity, linestyle="--", label=False, floor=REGRET_FLOOR)
+    if not drawn:
+        return False
+    ax.set_yscale("log")
+    if with_legend:
+        legend(ax, SELECTION_STYLES)
+    return True
+
+
 EARLY_STOP = {"marker": "X", "color": "0.3", "markeredgecolor": "black", "linestyle": "", "label": "early stop"}
 
 
@@ -228,6 +250,14 @@ METRICS: dict[str, Metric] = {
         Metric("param-free", "Parameter-free ops", "parameter-free ops (count)", ("n_param_free",), _param_free),
         Metric("gap", "Supernet − final-net gap", "gap (points)", ("gap_final", "gap_table"), _gap, GAP_STYLES),
         Metric("eigenvalue", "Hessian eigenvalue λ_max", "λ_max (5-point average)", ("eigenvalue",), _eigenvalue),
+        Metric(
+            "selection",
+            "Magnitude vs perturbation selection",
+            "test regret (points, log)",
+            ("pt_test_regret",),
+            _selection,
+            SELECTION_STYLES,
+        ),
     )
 }
 """The trajectory metrics in the order of the small-multiples grid's columns."""

@@ -299,6 +299,8 @@ def _derive(
         frame["gap_table"] = col("valid_acc") - col("nb101_valid_acc")
         frame["n_param_free"] = col("n_maxpool")
     frame["test_regret"] = col("regret_test")
+    if "pt_regret_test" in frame.columns:  # DARTS-PT's selection, where the run measured it
+        frame["pt_test_regret"] = col("pt_regret_test")
     if kind == "search":
         frame["gap_final"] = col("valid_acc") - col("final_valid_acc")
         frame["eigenvalue_smooth"] = moving_average(col("eigenvalue"), EIGEN_WINDOW)

@@ -24,6 +24,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "param-free": ("param_free_vs_epoch", "epochs"),
     "gap": ("gap_vs_epoch", "epochs"),
     "eigenvalue": ("eigenvalue_vs_epoch", "epochs"),
+    "selection": ("selection_vs_epoch", "epochs"),
     "final-box": ("final_accuracy_box", "runs"),
     "alphas": ("alphas_over_epochs", "alphas"),
     "table": ("results_table", "runs"),
