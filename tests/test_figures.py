@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from nasbench_harness.analysis import figures as F
 from nasbench_harness.analysis.aggregate import aggregate
-from nasbench_harness.analysis.panels import HOVER_LABEL
+from nasbench_harness.analysis.panels import HOVER_LABEL, METRICS
 from nasbench_harness.analysis.plotstyle import OKABE_ITO, activate, method_color
 from nasbench_harness.cli import figures as cli_figures
 from nasbench_harness.errors import ConfigError
@@ -224,8 +224,8 @@ def test_selection_draws_both_selections_where_measured(epochs: pd.DataFrame) ->
     other = next(a for a in fig.axes if a.get_title().startswith("NB-1Shot1"))
     assert not _drawn_lines(other)  # no run there measured it: "no data"
     grid = F.trajectories(frame)
-    assert any(a.get_title() == "Magnitude vs perturbation selection" for a in grid.axes)
-    assert not any(a.get_title() == "Magnitude vs perturbation selection" for a in F.trajectories(epochs).axes)
+    assert any(a.get_title() == METRICS["selection"].title for a in grid.axes)
+    assert not any(a.get_title() == METRICS["selection"].title for a in F.trajectories(epochs).axes)
     with pytest.raises(ConfigError, match="pt_test_regret"):
         F.selection_vs_epoch(epochs)
 

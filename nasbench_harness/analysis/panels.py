@@ -252,7 +252,7 @@ METRICS: dict[str, Metric] = {
         Metric("eigenvalue", "Hessian eigenvalue λ_max", "λ_max (5-point average)", ("eigenvalue",), _eigenvalue),
         Metric(
             "selection",
-            "Magnitude vs perturbation selection",
+            "Test regret · magnitude vs perturbation selection",
             "test regret (points, log)",
             ("pt_test_regret",),
             _selection,
