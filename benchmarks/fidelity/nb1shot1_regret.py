@@ -87,6 +87,12 @@ def summarise(root: Path, row: str, method: str, seed: int) -> dict[str, Any] | 
         "covered_first_half": len(first),
         "covered_second_half": len(second),
         "regret_last_covered": round(float(covered["regret_test"].iloc[-1]), 2) if len(covered) else math.nan,
+        # the rise the papers' figures show: the last covered regret over the lowest covered one
+        "last_covered_epoch": int(covered["epoch"].iloc[-1]) if len(covered) else None,
+        "regret_min_covered": round(float(covered["regret_test"].min()), 2) if len(covered) else math.nan,
+        "rise_after_min": round(float(covered["regret_test"].iloc[-1] - covered["regret_test"].min()), 2)
+        if len(covered)
+        else math.nan,
         "maxpool_first": int(traj["n_maxpool"].iloc[0]),
         "maxpool_last": int(traj["n_maxpool"].iloc[-1]),
         "maxpool_by_epoch": " ".join(str(int(v)) for v in traj["n_maxpool"]),
@@ -117,8 +123,8 @@ def write_results(root: Path) -> list[dict[str, Any]]:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     cols = ["row", "method", "seed", "status", "epochs", "covered_epochs", "covered_first_half", "regret_first_half",
-            "covered_second_half", "regret_second_half", "maxpool_first", "maxpool_last", "eig_first", "eig_last",
-            "minutes"]  # fmt: skip
+            "covered_second_half", "regret_second_half", "last_covered_epoch", "regret_min_covered", "rise_after_min",
+            "maxpool_first", "maxpool_last", "eig_first", "eig_last", "minutes"]  # fmt: skip
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
