@@ -29,7 +29,7 @@ SIZES = {
 VARIANTS = {  # a laptop variant (cpu, or collapse where the suite is about the collapse), and paper;
     # the comparison suites list common (one protocol for every method) first, their GPU default
     "nb201-robust": ["cpu", "collapse", "common", "paper"],
-    "nb1shot1-regret": ["cpu", "common", "paper"],
+    "nb1shot1-regret": ["cpu", "collapse", "common", "paper"],
     "rdarts-eigenvalue": ["cpu", "collapse", "common", "paper"],
     "regularizer-check": ["collapse", "paper"],
     "quickstart": ["collapse", "paper"],
