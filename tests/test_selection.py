@@ -16,7 +16,7 @@ from nasbench_harness.analysis.runs import load_runs
 from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.engine import selection
 from nasbench_harness.methods.engine.loop import build_state
-from nasbench_harness.registry import make_method
+from nasbench_harness.registry import METHODS, make_method
 from nasbench_harness.spaces.nb201 import NB201Genotype
 from nasbench_harness.tracking.scoring import score_columns
 
@@ -171,3 +171,29 @@ def test_without_every_only_the_last_epoch_selects(tmp_path: Path, synthetic_nb2
     rows = trajectory(tiny_search(tmp_path, synthetic_nb201, selection={"perturbation": True, "tune_epochs": 0}))
     assert rows[0]["pt_genotype"] is None and rows[0]["pt_regret_test"] is None
     assert rows[1]["pt_genotype"] is not None
+
+
+SMALL = {
+    "rsws": {"n_candidates": 2},
+    "setn": {"select_num": 2},
+    "enas": {"controller_train_steps": 1, "controller_num_aggregate": 1, "num_samples": 1, "final_num_samples": 1},
+}
+"""Method options shrunk for a one-epoch run."""
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_gets_a_perturbation_selection(method: str, tmp_path: Path, synthetic_nb201: Any) -> None:
+    """The selection runs beside every registered method (its eval mixing, its arch-step switch)."""
+    selection_options = {"perturbation": True, "tune_epochs": 1}
+    (row,) = trajectory(
+        tiny_search(
+            tmp_path,
+            synthetic_nb201,
+            method=method,
+            epochs=1,
+            method_options=SMALL.get(method, {}),
+            selection=selection_options,
+        )
+    )
+    genotype = NB201Genotype.from_string(row["pt_genotype"])
+    assert row["pt_regret_test"] == score_columns(synthetic_nb201, genotype, "cifar10")["regret_test"]
