@@ -13,6 +13,7 @@ from nasbench_harness.errors import ConfigError
 from nasbench_harness.methods.components.controller import Controller, ControllerEpoch, train_controller
 from nasbench_harness.methods.engine.base import ArchStep, Batch, Method, Phase, SearchState
 from nasbench_harness.methods.engine.options import Options, parse_options
+from nasbench_harness.methods.zoo.rsws import EpochPaths
 
 Beta = Annotated[float, Field(ge=0, lt=1)]
 
@@ -88,10 +89,10 @@ class ENAS(ArchStep):
         """The last controller training, sample by sample."""
         self.candidates: list[tuple[Any, float]] = []
         """The last ranking: (genotype, one-shot accuracy %) of every sample, in drawing order."""
-        self._pass = 0  # weight passes begun
+        # the controller does not change during the weight pass: all of an epoch's paths are
+        # drawn at its first step (one batch of the LSTM, a generator seeded from the global RNG)
+        self.paths = EpochPaths(lambda state, n: self._sample_genotypes(n))
         self._trained_for = -1  # the weight pass the controller was last trained after
-        self._paths: tuple[int, torch.Tensor, list[Any]] | None = None  # epoch, one-hot weights, masks
-        self._sample: tuple[tuple[int, int], Any] | None = None
         self._best: tuple[Any, float] | None = None
 
     def _adam(self) -> torch.optim.Adam:
@@ -123,30 +124,7 @@ class ENAS(ArchStep):
     def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor | None:
         if phase != "weights":
             return None  # evaluation and Hessian see softmax(alpha): the untrained, uniform mixture
-        weights, mask = self._path(state, alphas)
-        self._sample = ((state.epoch, state.step), mask)
-        return weights
-
-    def _path(self, state: SearchState, alphas: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """The controller's path for this step: one-hot weights (on the device) and mask.
-
-        The controller does not change during the weight pass, so all of an epoch's paths are
-        drawn at its first step (one batch of the LSTM, a generator seeded from the global RNG)
-        and uploaded in one copy, as rsws draws its uniform paths."""
-        if state.step == 0 or self._paths is None or self._paths[0] != state.epoch:
-            self._pass += 1
-            self._paths = (state.epoch, *self._draw_paths(state, alphas, max(state.steps, 1)))
-        epoch, weights, masks = self._paths
-        if state.step >= len(masks):  # a caller that did not say how many steps the epoch has
-            more, more_masks = self._draw_paths(state, alphas, state.step + 1 - len(masks))
-            self._paths = epoch, weights, masks = (epoch, torch.cat([weights, more]), masks + more_masks)
-        return weights[state.step], masks[state.step]
-
-    def _draw_paths(self, state: SearchState, alphas: torch.Tensor, n: int) -> tuple[torch.Tensor, list[Any]]:
-        genotypes = self._sample_genotypes(n)
-        drawn = [state.space.final_net(g, torch.device("cpu")) for g in genotypes]
-        weights = torch.stack([w.to(alphas.dtype).reshape(alphas.shape) for w, _ in drawn])
-        return weights.to(alphas.device), [mask for _, mask in drawn]
+        return self.paths.mixing(state, alphas)
 
     @torch.no_grad()
     def _sample_genotypes(self, n: int) -> list[Any]:
@@ -157,15 +135,13 @@ class ENAS(ArchStep):
         return [NB201Genotype.from_ops(ops) for ops in sample.arch.tolist()]
 
     def forward_options(self, state: SearchState, phase: Phase) -> dict[str, Any]:
-        if phase == "weights" and self._sample is not None and self._sample[0] == (state.epoch, state.step):
-            return {"mask": self._sample[1]}
-        return {}
+        return self.paths.forward_options(state, phase)
 
     # -- after the weight pass: controller training, then the ranking -------------------------
     def _after_weights(self, state: SearchState) -> None:
         """Train the controller once per weight pass (the loop derives before ``end_of_epoch``,
         and ENAS.py trains the controller before ``get_best_arch``: whichever comes first)."""
-        if self._trained_for == self._pass:
+        if self._trained_for == self.paths.passes:
             return
         o = self.options
         batches = _valid_batches(state, state.epoch)
@@ -184,7 +160,7 @@ class ENAS(ArchStep):
             per_sample_baseline=o.baseline_update == "sample",
         )
         self.baseline = self.last.carried
-        self._trained_for, self._best = self._pass, None
+        self._trained_for, self._best = self.paths.passes, None
 
     def _score(self, state: SearchState, genotype: Any, batch: Batch) -> float:
         """Top-1 accuracy (%) of ``genotype``'s path on one batch, the supernet in eval mode
@@ -209,7 +185,7 @@ class ENAS(ArchStep):
 
     def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
         self._after_weights(state)
-        self._sample = None
+        self.paths.end_of_epoch()
         return None
 
     # -- trajectory and checkpoint -----------------------------------------------------------

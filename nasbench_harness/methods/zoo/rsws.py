@@ -3,7 +3,7 @@ pick the best of random architectures by their accuracy with the shared weights.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -33,11 +33,55 @@ def uniform_genotype(state: SearchState, generator: torch.Generator | None = Non
     return state.space.derive(scores, state.method.include_none)
 
 
-def _draw_paths(state: SearchState, alphas: torch.Tensor, n: int) -> tuple[torch.Tensor, list[Any]]:
-    """``n`` uniform paths: their one-hot weights stacked (one copy to ``alphas``'s device) and masks."""
-    drawn = [state.space.final_net(uniform_genotype(state), torch.device("cpu")) for _ in range(n)]
-    weights = torch.stack([w.to(alphas.dtype).reshape(alphas.shape) for w, _ in drawn])
-    return weights.to(alphas.device), [mask for _, mask in drawn]
+def uniform_genotypes(state: SearchState, n: int) -> list[Any]:
+    """``n`` genotypes of :func:`uniform_genotype`, from torch's global RNG."""
+    return [uniform_genotype(state) for _ in range(n)]
+
+
+class EpochPaths:
+    """The weight step's paths, one cell per step (its one-hot weights and its path's mask), for
+    methods that train sampled cells: rsws and SETN (uniform cells), ENAS (the controller's).
+
+    All of an epoch's cells are drawn at its first step by ``draw(state, n)``, in the order the
+    steps would draw them, and their weights uploaded in one copy, so a step neither waits for
+    the host nor copies to the device. ``passes`` counts the epochs whose cells were drawn."""
+
+    def __init__(self, draw: Callable[[SearchState, int], list[Any]]) -> None:
+        self.draw = draw
+        self.passes = 0
+        self._paths: tuple[int, torch.Tensor, list[Any]] | None = None  # epoch, weights (steps, ...), masks
+        self._sample: tuple[tuple[int, int], Any] | None = None  # (epoch, step), mask of the weight step
+
+    def mixing(self, state: SearchState, alphas: torch.Tensor) -> torch.Tensor:
+        """The one-hot weights of this step's cell; its mask is the step's forward option."""
+        weights, mask = self._path(state, alphas)
+        self._sample = ((state.epoch, state.step), mask)
+        return weights
+
+    def _path(self, state: SearchState, alphas: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        if state.step == 0 or self._paths is None or self._paths[0] != state.epoch:
+            self.passes += 1
+            self._paths = (state.epoch, *self._upload(state, alphas, max(state.steps, 1)))
+        epoch, weights, masks = self._paths
+        if state.step >= len(masks):  # a caller that did not say how many steps the epoch has
+            more, more_masks = self._upload(state, alphas, state.step + 1 - len(masks))
+            self._paths = epoch, weights, masks = (epoch, torch.cat([weights, more]), masks + more_masks)
+        return weights[state.step], masks[state.step]
+
+    def _upload(self, state: SearchState, alphas: torch.Tensor, n: int) -> tuple[torch.Tensor, list[Any]]:
+        """``n`` drawn cells: their one-hot weights stacked (one copy to ``alphas``'s device) and masks."""
+        drawn = [state.space.final_net(g, torch.device("cpu")) for g in self.draw(state, n)]
+        weights = torch.stack([w.to(alphas.dtype).reshape(alphas.shape) for w, _ in drawn])
+        return weights.to(alphas.device), [mask for _, mask in drawn]
+
+    def forward_options(self, state: SearchState, phase: Phase) -> dict[str, Any]:
+        """The mask of this step's cell in the weight step."""
+        if phase == "weights" and self._sample is not None and self._sample[0] == (state.epoch, state.step):
+            return {"mask": self._sample[1]}
+        return {}
+
+    def end_of_epoch(self) -> None:
+        self._sample = None
 
 
 def oneshot_accuracy(state: SearchState, genotype: Any, batches: Iterable[Batch]) -> float:
@@ -54,8 +98,7 @@ class RandomWeightSharing(ArchStep):
 
     def __init__(self, options: RSWSOptions) -> None:
         self.options = options
-        self._sample: tuple[tuple[int, int], Any] | None = None
-        self._paths: tuple[int, torch.Tensor, list[Any]] | None = None  # epoch, weights (steps, ...), masks
+        self.paths = EpochPaths(uniform_genotypes)
         self._best: tuple[int, Any, float] | None = None  # epoch, genotype, one-shot accuracy
         self.candidates: list[tuple[Any, float]] = []
         """The last ranking: (genotype, one-shot accuracy %) of every candidate, in drawing order."""
@@ -66,28 +109,10 @@ class RandomWeightSharing(ArchStep):
     def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor | None:
         if phase != "weights":
             return None  # evaluation and Hessian see softmax(alpha): the untrained, uniform mixture
-        weights, mask = self._path(state, alphas)
-        self._sample = ((state.epoch, state.step), mask)
-        return weights
-
-    def _path(self, state: SearchState, alphas: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """The uniform path of this step: its one-hot weights (on the device) and its mask.
-
-        All of an epoch's paths are drawn at its first step, in the order the steps would draw
-        them (torch's global RNG, reseeded by the loop each epoch), and their weights uploaded in
-        one copy, so a step neither waits for the host nor copies to the device."""
-        if state.step == 0 or self._paths is None or self._paths[0] != state.epoch:
-            self._paths = (state.epoch, *_draw_paths(state, alphas, max(state.steps, 1)))
-        epoch, weights, masks = self._paths
-        if state.step >= len(masks):  # a caller that did not say how many steps the epoch has
-            more, more_masks = _draw_paths(state, alphas, state.step + 1 - len(masks))
-            self._paths = epoch, weights, masks = (epoch, torch.cat([weights, more]), masks + more_masks)
-        return weights[state.step], masks[state.step]
+        return self.paths.mixing(state, alphas)
 
     def forward_options(self, state: SearchState, phase: Phase) -> dict[str, Any]:
-        if phase == "weights" and self._sample is not None and self._sample[0] == (state.epoch, state.step):
-            return {"mask": self._sample[1]}
-        return {}
+        return self.paths.forward_options(state, phase)
 
     def derive(self, state: SearchState) -> Any:
         if self._best is None or self._best[0] != state.epoch:
@@ -106,7 +131,7 @@ class RandomWeightSharing(ArchStep):
         return self.candidates[best]
 
     def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
-        self._sample = None
+        self.paths.end_of_epoch()
         return None
 
     def state_columns(self) -> dict[str, float | int | str | None]:

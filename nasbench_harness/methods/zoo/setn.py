@@ -16,11 +16,11 @@ from nasbench_harness.methods.components.arch_steps import FirstOrderStep
 from nasbench_harness.methods.engine.base import Batch, Component, Method, Phase, SearchState
 from nasbench_harness.methods.engine.options import Options, parse_options
 from nasbench_harness.methods.zoo.rsws import (
-    RandomWeightSharing,
-    RSWSOptions,
+    EpochPaths,
     evaluation_batches,
     first_images,
     oneshot_accuracy,
+    uniform_genotypes,
 )
 from nasbench_harness.spaces.nb201 import NUM_CELLS, NUM_EDGES, NUM_OPS, NB201Genotype
 
@@ -84,16 +84,17 @@ class UniformPaths(Component):
     name = "uniform-paths"
 
     def __init__(self) -> None:
-        self._paths = RandomWeightSharing(RSWSOptions())  # only its weight-step hooks are used
+        self.paths = EpochPaths(uniform_genotypes)
 
     def mixing(self, state: SearchState, alphas: torch.Tensor, phase: Phase) -> torch.Tensor | None:
-        return self._paths.mixing(state, alphas, phase) if phase == "weights" else None
+        return self.paths.mixing(state, alphas) if phase == "weights" else None
 
     def forward_options(self, state: SearchState, phase: Phase) -> dict[str, Any]:
-        return self._paths.forward_options(state, phase)
+        return self.paths.forward_options(state, phase)
 
     def end_of_epoch(self, state: SearchState, row: dict[str, Any]) -> None:
-        return self._paths.end_of_epoch(state, row)
+        self.paths.end_of_epoch()
+        return None
 
 
 class TemplateSelection(Component):
