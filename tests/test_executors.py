@@ -159,24 +159,8 @@ def test_a_worker_placed_on_a_gpu_that_torch_cannot_see_fails_the_run_saying_why
 
 
 # --- what the sweep says ------------------------------------------------------------------------
-
-
-def test_the_summary_sweep_json_and_report_say_where_each_run_trained(
-    tmp_path: Path, synthetic_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    suite = _suite(tmp_path, textwrap.dedent(TINY).replace("seeds: [0, 1]", "seeds: [0]"))
-    report = tmp_path / "tiny.html"
-    code, out, err = nbh(
-        capsys, monkeypatch, "sweep", str(suite), "--root", str(tmp_path / "results"), "--device", "cpu",
-        "--cpus-per-run", "1", "--report", str(report), "--data-dir", str(synthetic_data_dir),
-    )  # fmt: skip
-    assert code == 0, err
-    host = socket.gethostname()
-    assert "local: each run: cpu, 1 CPU" in out
-    assert f"[cpu on {host}, preset cpu]" in err  # each run's line
-    entries = json.loads((tmp_path / "results" / "tiny" / "cpu" / "sweep.json").read_text())["runs"]
-    assert {(e["device"], e["preset"], e["host"]) for e in entries.values()} == {("cpu", "cpu", host)}
-    assert "<th>preset, device</th>" in report.read_text() and "<td>cpu, cpu</td>" in report.read_text()
+# (the plan, run lines, sweep.json and report of a finished sweep: test_sweep.py,
+# test_cli_sweep_with_a_report_says_where_each_run_trained, on the same sweep)
 
 
 def test_a_busy_or_skipped_run_leaves_the_sweep_incomplete_exit_1(

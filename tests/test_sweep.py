@@ -5,6 +5,7 @@ trajectories), finished runs are skipped, and a run another sweep holds is left 
 from __future__ import annotations
 
 import json
+import socket
 import textwrap
 from pathlib import Path
 
@@ -218,14 +219,14 @@ def test_a_sweep_killed_mid_run_completes_only_what_is_missing(tmp_path: Path, s
             assert manifest["resumed_at"]  # continued from its last complete epoch, not restarted
 
 
-def test_cli_sweep_with_a_report(
+def test_cli_sweep_with_a_report_says_where_each_run_trained(
     tmp_path: Path, synthetic_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     suite = _suite(tmp_path, textwrap.dedent(TINY).replace("seeds: [0, 1]", "seeds: [0]"))
     report = tmp_path / "tiny.html"
     code, out, err = nbh(
         capsys, monkeypatch, "sweep", str(suite), "--root", str(tmp_path / "results"), "--device", "cpu",
-        "--report", str(report), "--data-dir", str(synthetic_data_dir),
+        "--cpus-per-run", "1", "--report", str(report), "--data-dir", str(synthetic_data_dir),
     )  # fmt: skip
     assert code == 0, err
     assert "2 runs: 2 finished" in out and f"report: {report.resolve()}" in out
@@ -233,6 +234,12 @@ def test_cli_sweep_with_a_report(
     assert "Comparison with darts" in page and "rdarts-l2" in page
     manifest = json.loads((tmp_path / "results" / "tiny" / "cpu" / SWEEP_FILE).read_text())
     assert manifest["counts"] == {"finished": 2}
+    # where each run trained: the plan, each run's line, sweep.json and the report's column
+    host = socket.gethostname()
+    assert "local: each run: cpu, 1 CPU" in out
+    assert f"[cpu on {host}, preset cpu]" in err
+    assert {(e["device"], e["preset"], e["host"]) for e in manifest["runs"].values()} == {("cpu", "cpu", host)}
+    assert "<th>preset, device</th>" in page and "<td>cpu, cpu</td>" in page
 
 
 def test_an_interrupted_run_resumes_but_a_failed_one_waits_for_retry(tmp_path: Path) -> None:
